@@ -1,0 +1,3 @@
+from cloud_fallback.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""The cloud worker's configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from edge_agent.config.common import (
+    DetectorModelConfig,
+    LoggingConfig,
+    MetricsConfig,
+    MqttConfig,
+    RuntimeConfig,
+    Strict,
+    topic_safe,
+)
+from edge_agent.config.loader import load_config
+
+CLOUD_ENV_PREFIX = "OSPREY_CLOUD"
+
+
+class BatchConfig(Strict):
+    max_batch: int = Field(8, ge=1, le=256, description="Keyframes run together at most.")
+    max_wait_ms: int = Field(20, ge=0, le=5000, description="Wait this long to fill a batch.")
+
+
+class CloudCacheConfig(Strict):
+    max_entries: int = Field(4096, ge=1, le=10_000_000, description="In-process LRU capacity.")
+    ttl_s: float = Field(86400.0, gt=0, description="How long an answer is reused.")
+    redis_url: str | None = Field(
+        None, description="redis://host:6379/0 to share the cache between workers."
+    )
+    redis_prefix: str = Field("osprey:cache:", min_length=1, description="Key prefix in Redis.")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return value
+
+
+class LimitsConfig(Strict):
+    max_payload_bytes: int = Field(4 << 20, ge=1024, description="Larger requests are refused.")
+    max_keyframes: int = Field(16, ge=1, le=64, description="Keyframes per request at most.")
+    max_image_side: int = Field(4096, ge=64, description="Keyframe width or height at most.")
+    max_image_pixels: int = Field(16_000_000, ge=4096, description="Keyframe pixels at most.")
+
+
+class CloudModelConfig(Strict):
+    detector: DetectorModelConfig = Field(default_factory=DetectorModelConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    fuse_keyframes: bool = Field(True, description="Fuse detections across a window's frames.")
+
+
+class CloudConfig(Strict):
+    worker_id: str = Field("cloud-1", description="This worker's id, in its stats and logs.")
+    share_group: str = Field("osprey-cloud", description="Shared-subscription group name.")
+    devices: str = Field("+", description="Device ids to serve: '+' for all, or one id.")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    model: CloudModelConfig = Field(default_factory=CloudModelConfig)
+    batching: BatchConfig = Field(default_factory=BatchConfig)
+    cache: CloudCacheConfig = Field(default_factory=CloudCacheConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    metrics: MetricsConfig = Field(default_factory=lambda: MetricsConfig(port=9109))
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @field_validator("worker_id")
+    @classmethod
+    def _worker(cls, value: str) -> str:
+        return topic_safe(value, "worker_id")
+
+    @field_validator("share_group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        return topic_safe(value, "share_group")
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: str) -> str:
+        return value if value == "+" else topic_safe(value, "devices")
+
+    @model_validator(mode="after")
+    def _check(self) -> CloudConfig:
+        if self.mqtt.host is None:
+            raise ValueError("mqtt.host is required for the cloud worker (no embedded broker)")
+        return self
+
+
+def load_cloud_config(path: str | Path, environ=None) -> CloudConfig:
+    return load_config(CloudConfig, path, CLOUD_ENV_PREFIX, environ)
