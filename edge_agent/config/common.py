@@ -6,7 +6,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 _TOPIC_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -36,15 +44,17 @@ class TlsConfig(Strict):
     key_file: Path | None = Field(None, description="Client private key (mutual TLS).")
     insecure: bool = Field(False, description="Skip hostname verification (testing only).")
 
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _exists(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if info.data.get("enabled") and path is not None and not path.expanduser().is_file():
+            raise ValueError(f"{info.field_name} {str(path)!r} does not exist or is not a file")
+        return path
+
     @model_validator(mode="after")
     def _check(self) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together: give both or neither")
-        if self.enabled:
-            for name in ("ca_file", "cert_file", "key_file"):
-                path = getattr(self, name)
-                if path is not None and not path.expanduser().is_file():
-                    raise ValueError(f"{name} {str(path)!r} does not exist or is not a file")
         return self
 
 

@@ -238,7 +238,7 @@ def _where(file: str, root: yaml.Node | None, loc: Loc) -> str:
 
 
 def _register_secrets(config: BaseModel) -> None:
-    for name in config.model_fields:
+    for name in type(config).model_fields:
         value = getattr(config, name)
         if isinstance(value, SecretStr):
             register_secret(value.get_secret_value())
