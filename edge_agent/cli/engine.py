@@ -1,0 +1,26 @@
+"""`edge-agent build-engine`: build and cache a TensorRT engine of an ONNX model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edge_agent.cli.common import EXIT_OK
+from edge_agent.config.common import RuntimeConfig
+from edge_agent.detector.backends.tensorrt import build_engine
+
+
+def add_build_engine(sub) -> None:
+    p = sub.add_parser("build-engine", help="build and cache a TensorRT engine from an ONNX "
+                                            "model (rebuilt when model, TensorRT or GPU change)")
+    p.add_argument("model", type=Path, help="ONNX model (a Q/DQ model builds INT8)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16")
+    p.add_argument("--cache-dir", type=Path,
+                   default=RuntimeConfig.model_fields["engine_cache_dir"].default)
+    p.add_argument("--workspace-mb", type=int, default=1024)
+    p.set_defaults(func=run_build_engine)
+
+
+def run_build_engine(args: argparse.Namespace) -> int:
+    print(build_engine(args.model, args.precision, args.cache_dir, args.workspace_mb))
+    return EXIT_OK

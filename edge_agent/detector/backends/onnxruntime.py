@@ -1,0 +1,97 @@
+"""ONNX Runtime backend: TensorRT EP, CUDA EP or the CPU, chosen from config or found."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.config.common import RuntimeConfig
+from edge_agent.detector.tensors import TensorSpec
+from edge_agent.errors import ModelError
+
+log = logging.getLogger("osprey.detector")
+
+ORT_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+def resolve_providers(wanted: list[str], available: list[str], precision: str,
+                      engine_cache_dir: Path) -> list[str | tuple[str, dict]]:
+    """ONNX Runtime provider list for `wanted` (config names, or ["auto"]).
+
+    auto takes TensorRT, then CUDA, then the CPU, as far as this build has them. An explicit
+    provider this build lacks is skipped with a warning; the CPU always ends the list."""
+    order = ["tensorrt", "cuda", "cpu"] if wanted == ["auto"] else list(wanted)
+    out: list[str | tuple[str, dict]] = []
+    for name in order:
+        ort_name = ORT_NAMES[name]
+        if ort_name not in available:
+            if wanted != ["auto"]:
+                log.warning("ONNX Runtime provider %s is not in this build (available: %s); "
+                            "skipping it", ort_name, ", ".join(available))
+            continue
+        if name == "tensorrt":
+            out.append((ort_name, {
+                "trt_fp16_enable": precision in ("fp16", "int8"),
+                "trt_int8_enable": precision == "int8",
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(engine_cache_dir.expanduser()),
+            }))
+        else:
+            out.append(ort_name)
+    if "CPUExecutionProvider" not in out:
+        out.append("CPUExecutionProvider")
+    return out
+
+
+class OnnxRuntimeBackend:
+    """One ONNX Runtime session; `name` says which provider actually runs the model."""
+
+    def __init__(self, session, source: str = "model") -> None:
+        self.session = session
+        self.source = source
+        self.inputs = tuple(TensorSpec.from_ort(a) for a in session.get_inputs())
+        self.outputs = tuple(TensorSpec.from_ort(a) for a in session.get_outputs())
+        self.metadata = dict(session.get_modelmeta().custom_metadata_map)
+        self.provider = session.get_providers()[0]
+        self.name = f"onnxruntime:{self.provider}"
+        self._output_names = [o.name for o in self.outputs]
+
+    @classmethod
+    def from_config(cls, path: str | Path, runtime: RuntimeConfig | None = None
+                    ) -> OnnxRuntimeBackend:
+        import onnxruntime as ort
+
+        runtime = runtime or RuntimeConfig()
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"model file {path} not found: check model.path (or --model)")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = runtime.intra_op_threads
+        opts.inter_op_num_threads = runtime.inter_op_threads
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        providers = resolve_providers(runtime.providers, ort.get_available_providers(),
+                                      runtime.precision, runtime.engine_cache_dir)
+        if any(isinstance(p, tuple) for p in providers):
+            runtime.engine_cache_dir.expanduser().mkdir(parents=True, exist_ok=True)
+        try:
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types for bad files
+            raise ModelError(f"ONNX Runtime cannot load {path}: {exc}") from None
+        backend = cls(session, str(path))
+        log.info("model %s runs on %s (asked for %s)", path.name, backend.provider,
+                 ", ".join(p if isinstance(p, str) else p[0] for p in providers))
+        return backend
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self._output_names, feeds)
+        return dict(zip(self._output_names, values, strict=True))
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,83 @@
+"""A detector: a backend plus the adapter of its model's layout. Image in, Detections out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.config.common import DetectorModelConfig, RuntimeConfig
+from edge_agent.detector.adapters import Adapter, DecodeOptions, build_adapter
+from edge_agent.detector.backends import DetectorBackend, make_backend
+from edge_agent.detector.classes import resolve_classes
+from edge_agent.detector.detections import Detections
+from edge_agent.errors import ModelError
+
+
+@dataclass
+class Timings:
+    """Milliseconds of the last call, by stage."""
+
+    preprocess: float = 0.0
+    infer: float = 0.0
+    decode: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.preprocess + self.infer + self.decode
+
+
+class Detector:
+    def __init__(self, backend: DetectorBackend, adapter: Adapter) -> None:
+        self.backend = backend
+        self.adapter = adapter
+        self.timings = Timings()
+
+    @classmethod
+    def from_config(cls, model: DetectorModelConfig, runtime: RuntimeConfig | None = None,
+                    default_path: Path | None = None) -> Detector:
+        path = model.path or default_path
+        if path is None:
+            raise ModelError("no model configured: set model.path (or --model)")
+        backend = make_backend(Path(path), runtime or RuntimeConfig())
+        num = _num_classes(backend)
+        names = resolve_classes(model.classes, model.classes_file, backend.metadata, num)
+        options = DecodeOptions(model.score_threshold, model.nms_iou, model.max_detections)
+        adapter = build_adapter(model.layout, backend.inputs, backend.outputs, names, options,
+                                source=str(path))
+        return cls(backend, adapter)
+
+    @property
+    def layout(self) -> str:
+        return self.adapter.layout
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.adapter.class_names
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        t0 = time.perf_counter()
+        feeds, transform = self.adapter.prepare(image)
+        t1 = time.perf_counter()
+        outputs = self.backend.run(feeds)
+        t2 = time.perf_counter()
+        dets = self.adapter.decode(outputs, transform)
+        t3 = time.perf_counter()
+        h, w = image.shape[:2]
+        np.clip(dets.xyxy[:, 0::2], 0, w, out=dets.xyxy[:, 0::2])
+        np.clip(dets.xyxy[:, 1::2], 0, h, out=dets.xyxy[:, 1::2])
+        self.timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return dets
+
+
+def _num_classes(backend: DetectorBackend) -> int | None:
+    """Class count from the output shapes where a layout shows it (YOLO 5+C / 4+C, SSD C)."""
+    for spec in backend.outputs:
+        if spec.key == "scores" and spec.dim(2):
+            return spec.dim(2) - 1
+    if len(backend.outputs) == 1 and len(backend.outputs[0].shape) == 3:
+        a, b = backend.outputs[0].dim(1) or 0, backend.outputs[0].dim(2) or 0
+        return max(b - 5, 0) if b < a else a - 4
+    return None
