@@ -1,0 +1,43 @@
+"""`edge-agent eval`: mAP of a model on a synthetic-world clip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import get_args
+
+from edge_agent.cli.common import EXIT_OK
+from edge_agent.config.common import DetectorModelConfig, Layout, RuntimeConfig
+from edge_agent.detector import Detector
+from edge_agent.evaluate import evaluate_model
+
+
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="COCO mAP@0.5 and mAP@0.5:0.95 of a model on a "
+                                    "synthetic-world clip (made by `edge-agent sim`)")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True, help="directory written by sim")
+    p.add_argument("--layout", choices=list(get_args(Layout)), default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--stride", type=int, default=1, help="evaluate every Nth frame")
+    p.add_argument("--score", type=float, default=0.05,
+                   help="score threshold (default 0.05: mAP needs the low-score tail)")
+    p.add_argument("--threads", type=int, default=0)
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    detector = Detector.from_config(
+        DetectorModelConfig(path=args.model, layout=args.layout, score_threshold=args.score),
+        RuntimeConfig(providers=["cpu"], intra_op_threads=args.threads))
+    result = evaluate_model(detector, args.data, args.max_frames, args.stride,
+                            progress=not args.json)
+    if args.json:
+        print(json.dumps({"model": str(args.model), "data": str(args.data),
+                          **result.to_json()}))
+    else:
+        print(f"{args.model} on {args.data}")
+        print(result.table())
+    return EXIT_OK

@@ -1,0 +1,150 @@
+"""Train Osprey's detectors on the synthetic world, from scratch, on the CPU.
+
+    python -m models.training.train --model edge  --run-dir runs/edge
+    python -m models.training.train --model cloud --run-dir runs/cloud
+
+Checkpoints go to RUN_DIR every 100 steps; run the same command again (or with --resume) to
+continue where it stopped. At the end the model is exported to ONNX (see export.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.training.data import Augment, SyntheticSampler, batch
+from models.training.export import export_onnx
+from models.training.loss import multibox_loss
+from models.training.nets import AnchorSpec, SSDLite, make_anchors
+
+TRAIN_SEEDS = list(range(1, 121))
+"""Worlds the models learn from. Evaluation uses seeds 1000 and above, never seen here."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str
+    width: float
+    fpn: int
+    size: tuple[int, int]
+    anchor_scale: float
+    batch: int
+    steps: int
+    lr: float
+    output: str
+    presets: tuple[str, ...] = ("easy", "normal", "hard")
+    warmup: int = 100
+    weight_decay: float = 4e-5
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+CONFIGS = {
+    "edge": TrainConfig("osprey-edge-ssdlite", width=0.75, fpn=64, size=(320, 192),
+                        anchor_scale=1.0, batch=16, steps=1800, lr=3e-3,
+                        output="models/edge/osprey_edge_ssdlite.onnx"),
+    "cloud": TrainConfig("osprey-cloud-ssdlite", width=1.0, fpn=128, size=(512, 288),
+                         anchor_scale=1.6, batch=12, steps=1200, lr=2e-3,
+                         output="models/cloud/osprey_cloud_ssdlite.onnx",
+                         presets=("normal", "hard", "hard")),
+}
+
+
+def build(cfg: TrainConfig) -> tuple[SSDLite, torch.Tensor, AnchorSpec]:
+    spec = AnchorSpec().scaled(cfg.anchor_scale)
+    model = SSDLite(5, cfg.width, cfg.fpn, spec.per_cell)
+    return model, make_anchors(*cfg.size, spec), spec
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def train(cfg: TrainConfig, run_dir: Path, resume: bool = True, progress: bool = True,
+          export: bool = True) -> dict:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model, anchors, _ = build(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler = SyntheticSampler(TRAIN_SEEDS, list(cfg.presets), cfg.size, Augment(),
+                               np.random.default_rng(cfg.seed))
+    ckpt = run_dir / "last.pt"
+    start, history = 0, []
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sampler.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        start, history = state["step"], state["history"]
+        print(f"resuming {cfg.name} at step {start}/{cfg.steps}")
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    model.train()
+    ema = None
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=cfg.name,
+               unit="step", disable=not progress, mininterval=5)
+    t0 = time.time()
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        x, targets = batch(sampler, cfg.batch)
+        logits, reg = model(x)
+        loss, parts = multibox_loss(logits, reg, anchors, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        value = float(loss.detach())
+        ema = value if ema is None else 0.98 * ema + 0.02 * value
+        history.append(round(value, 4))
+        bar.set_postfix(loss=f"{ema:.3f}", cls=f"{parts['cls']:.2f}", loc=f"{parts['loc']:.2f}",
+                        lr=f"{lr_at(step, cfg):.1e}")
+        if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
+            _save(ckpt, model, opt, sampler, step + 1, history)
+    summary = {"steps": cfg.steps, "final_loss_ema": ema, "seconds": round(time.time() - t0)}
+    if export:
+        export_onnx(model, anchors, cfg, Path(cfg.output))
+        summary["onnx"] = cfg.output
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _save(path: Path, model, opt, sampler, step: int, history: list) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                "rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "history": history}, tmp)
+    tmp.replace(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Train an Osprey detector on the synthetic world")
+    ap.add_argument("--model", choices=list(CONFIGS), required=True)
+    ap.add_argument("--run-dir", type=Path, required=True, help="checkpoints and logs")
+    ap.add_argument("--steps", type=int, default=None, help="override the step count")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--no-resume", action="store_true", help="start over")
+    ap.add_argument("--output", default=None, help="ONNX path (default: models/<name>/...)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = CONFIGS[args.model]
+    overrides = {k: v for k, v in (("steps", args.steps), ("output", args.output)) if v}
+    if overrides:
+        cfg = TrainConfig(**{**asdict(cfg), **overrides})
+    print(json.dumps(train(cfg, args.run_dir, resume=not args.no_resume), indent=2))
+
+
+if __name__ == "__main__":
+    main()
