@@ -12,7 +12,7 @@ import contextlib
 import io
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,8 @@ from edge_agent.sim.truth import FrameTruth
 MIN_VISIBLE_PX = 30
 MAX_OCCLUSION = 0.8
 SIZES = ("small", "medium", "large")
+CLIP_ID_SPAN = 10_000_000
+"""Frame ids of the k-th pooled clip start at k * CLIP_ID_SPAN."""
 
 
 @dataclass
@@ -134,25 +136,29 @@ def load_clip(data: str | Path) -> tuple[Path, list[FrameTruth]]:
     return data / meta["video"], list(read_truth(data / TRUTH_FILE))
 
 
-def evaluate_model(detector, data: str | Path, max_frames: int | None = None,
+def evaluate_model(detector, data: str | Path | list, max_frames: int | None = None,
                    stride: int = 1, progress: bool = False) -> EvalResult:
-    """Run `detector` over a clip's video (every `stride`-th frame) and score it."""
+    """Run `detector` over one clip or several (pooled) and score it; every `stride`-th frame."""
     import cv2
     from tqdm import tqdm
 
-    video, truths = load_clip(data)
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise OspreyError(f"cannot open {video}")
+    clips = data if isinstance(data, list) else [data]
     used, results = [], []
-    limit = len(truths) if max_frames is None else min(len(truths), max_frames * stride)
-    for i in tqdm(range(limit), desc="eval", unit="frame", disable=not progress):
-        ok, image = cap.read()
-        if not ok:
-            break
-        if i % stride:
-            continue
-        results.append((truths[i].frame, detector(image)))
-        used.append(truths[i])
-    cap.release()
+    for k, clip in enumerate(clips):
+        video, truths = load_clip(clip)
+        cap = cv2.VideoCapture(str(video))
+        if not cap.isOpened():
+            raise OspreyError(f"cannot open {video}")
+        limit = len(truths) if max_frames is None else min(len(truths), max_frames * stride)
+        for i in tqdm(range(limit), desc=f"eval {Path(clip).name}", unit="frame",
+                      disable=not progress):
+            ok, image = cap.read()
+            if not ok:
+                break
+            if i % stride:
+                continue
+            truth = replace(truths[i], frame=k * CLIP_ID_SPAN + truths[i].frame)
+            results.append((truth.frame, detector(image)))
+            used.append(truth)
+        cap.release()
     return evaluate(used, results)

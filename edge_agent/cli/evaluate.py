@@ -17,7 +17,8 @@ def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="COCO mAP@0.5 and mAP@0.5:0.95 of a model on a "
                                     "synthetic-world clip (made by `edge-agent sim`)")
     p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--data", type=Path, required=True, help="directory written by sim")
+    p.add_argument("--data", type=Path, required=True, action="append",
+                   help="directory written by sim (repeat to pool several clips)")
     p.add_argument("--layout", choices=list(get_args(Layout)), default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--max-frames", type=int, default=None)
@@ -35,9 +36,9 @@ def run_eval(args: argparse.Namespace) -> int:
     result = evaluate_model(detector, args.data, args.max_frames, args.stride,
                             progress=not args.json)
     if args.json:
-        print(json.dumps({"model": str(args.model), "data": str(args.data),
+        print(json.dumps({"model": str(args.model), "data": [str(d) for d in args.data],
                           **result.to_json()}))
     else:
-        print(f"{args.model} on {args.data}")
+        print(f"{args.model} on {', '.join(map(str, args.data))}")
         print(result.table())
     return EXIT_OK

@@ -26,7 +26,8 @@ def add_quantize(sub) -> None:
                    default="percentile")
     p.add_argument("--percentile", type=float, default=99.99)
     p.add_argument("--eval", type=Path, action="append", default=[],
-                   help="held-out clip(s) to measure the accuracy change on (repeatable)")
+                   help="held-out clip to measure the accuracy change on (repeatable; each "
+                        "is reported alone)")
     p.add_argument("--eval-stride", type=int, default=2)
     p.set_defaults(func=run_quantize)
 

@@ -8,17 +8,16 @@ import cv2
 import numpy as np
 import torch
 
+from edge_agent.evaluate import MAX_OCCLUSION, MIN_VISIBLE_PX
 from edge_agent.sim import SyntheticWorld, WorldOptions
 from edge_agent.sim.truth import FrameTruth
 
-MIN_VISIBLE_PX = 30
-"""Objects with fewer visible pixels (at 640x360) are ignored, not required."""
-MAX_OCCLUSION = 0.8
 FRAMES_PER_SEED = 30 * 60 * 10  # draw frames from the first ten minutes of each world
 
 
 def truth_boxes(truth: FrameTruth) -> tuple[np.ndarray, np.ndarray]:
-    """(boxes xyxy pixels (M,4), labels (M,) 1-based, negative = ignore) of one frame."""
+    """(boxes xyxy pixels (M,4), labels (M,) 1-based, negative = ignore) of one frame.
+    Barely visible objects are ignored in training exactly as evaluation ignores them."""
     boxes, labels = [], []
     for o in truth.visible():
         boxes.append(o.box)
