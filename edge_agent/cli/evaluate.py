@@ -10,7 +10,16 @@ from typing import get_args
 from edge_agent.cli.common import EXIT_OK
 from edge_agent.config.common import DetectorModelConfig, Layout, RuntimeConfig
 from edge_agent.detector import Detector
+from edge_agent.detector.tiling import TiledDetector
 from edge_agent.evaluate import evaluate_model
+
+
+def parse_tiles(text: str) -> tuple[int, int]:
+    try:
+        cols, rows = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--tiles must look like 2x2, got {text!r}") from None
+    return cols, rows
 
 
 def add_eval(sub) -> None:
@@ -26,6 +35,8 @@ def add_eval(sub) -> None:
     p.add_argument("--score", type=float, default=0.05,
                    help="score threshold (default 0.05: mAP needs the low-score tail)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--tiles", default=None, metavar="COLSxROWS",
+                   help="also run on overlapping tiles, e.g. 2x2 (small objects, more cost)")
     p.set_defaults(func=run_eval)
 
 
@@ -33,6 +44,8 @@ def run_eval(args: argparse.Namespace) -> int:
     detector = Detector.from_config(
         DetectorModelConfig(path=args.model, layout=args.layout, score_threshold=args.score),
         RuntimeConfig(providers=["cpu"], intra_op_threads=args.threads))
+    if args.tiles:
+        detector = TiledDetector(detector, *parse_tiles(args.tiles))
     result = evaluate_model(detector, args.data, args.max_frames, args.stride,
                             progress=not args.json)
     if args.json:
