@@ -27,19 +27,25 @@ from pathlib import Path
 import cv2
 import onnxruntime as ort
 
+from edge_agent.cli.evaluate import parse_tiles
 from edge_agent.config.common import DetectorModelConfig, RuntimeConfig
 from edge_agent.detector import Detector
+from edge_agent.detector.tiling import TiledDetector
 from edge_agent.evaluate import evaluate_model, load_clip
 
 
-def load(path: str, score: float, threads: int) -> Detector:
-    return Detector.from_config(DetectorModelConfig(path=Path(path), score_threshold=score),
-                                RuntimeConfig(providers=["cpu"], intra_op_threads=threads))
+def load(spec: str, score: float, threads: int):
+    """PATH, or PATH@COLSxROWS for tiled inference."""
+    path, _, tiles = spec.partition("@")
+    det = Detector.from_config(DetectorModelConfig(path=Path(path), score_threshold=score),
+                               RuntimeConfig(providers=["cpu"], intra_op_threads=threads))
+    return TiledDetector(det, *parse_tiles(tiles)) if tiles else det
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", action="append", required=True, help="NAME=PATH")
+    ap.add_argument("--model", action="append", required=True,
+                    help="NAME=PATH, or NAME=PATH@2x2 for tiled inference")
     ap.add_argument("--clips", action="append", default=[], help="GROUP=DIR[,DIR...]")
     ap.add_argument("--stride", type=int, default=2, help="evaluate every Nth frame")
     ap.add_argument("--latency-frames", type=int, default=200)
@@ -79,7 +85,7 @@ def main() -> None:
     base = statistics.median(whole[first]) if frames else 1.0
     for name, det in dets.items():
         w, h = det.adapter.preprocess.size
-        mb = Path(models[name]).stat().st_size / 1e6
+        mb = Path(models[name].partition("@")[0]).stat().st_size / 1e6
         mi = statistics.median(infer[name]) if frames else 0.0
         mw = statistics.median(whole[name]) if frames else 0.0
         report[name] = {"input": f"{w}x{h}", "mb": round(mb, 2), "infer_ms": round(mi, 2),
