@@ -38,7 +38,7 @@ class BlobDetector:
     adapter = SimpleNamespace(options=DecodeOptions(0.3, 0.45, 100))
 
     def __call__(self, image: np.ndarray) -> Detections:
-        n, _, stats, _ = cv2.connectedComponentsWithStats((image[..., 0] > 200).astype(np.uint8))
+        _, _, stats, _ = cv2.connectedComponentsWithStats((image[..., 0] > 200).astype(np.uint8))
         boxes = np.array([[x, y, x + w, y + h] for x, y, w, h, _ in stats[1:]],
                          np.float32).reshape(-1, 4)
         return Detections(boxes, np.full(len(boxes), 0.9, np.float32),
