@@ -64,5 +64,5 @@ def multibox_loss(logits: torch.Tensor, reg: torch.Tensor, anchors: torch.Tensor
     cls_loss = ce[pos | neg].sum() / num_pos
     loc = F.smooth_l1_loss(reg[pos], encode(box_t[pos], anchors.expand_as(box_t)[pos]),
                            reduction="sum", beta=1 / 9) / num_pos
-    return cls_loss + loc, {"cls": float(cls_loss), "loc": float(loc),
+    return cls_loss + loc, {"cls": float(cls_loss.detach()), "loc": float(loc.detach()),
                             "pos": float(num_pos) / len(targets)}

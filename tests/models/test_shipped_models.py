@@ -1,0 +1,44 @@
+"""The ONNX models committed under models/ load as `ssd` and find what a held-out synthetic
+frame shows (a guard on the artifacts themselves; no torch needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_agent.config.common import DetectorModelConfig
+from edge_agent.detector import Detector
+from edge_agent.detector.nms import iou_matrix
+from edge_agent.sim import CLASSES, SyntheticWorld, WorldOptions
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = {
+    "edge": (REPO / "models/edge/osprey_edge_ssdlite.onnx", (320, 192)),
+    "edge-int8": (REPO / "models/edge/osprey_edge_ssdlite_int8.onnx", (320, 192)),
+    "cloud": (REPO / "models/cloud/osprey_cloud_ssdlite.onnx", (512, 288)),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_shipped_model_finds_the_objects_of_a_held_out_frame(name):
+    path, size = MODELS[name]
+    det = Detector.from_config(DetectorModelConfig(path=path, score_threshold=0.4))
+    assert det.layout == "ssd" and det.class_names == CLASSES
+    assert det.adapter.preprocess.size == size
+    world = SyntheticWorld(WorldOptions.from_preset("easy", seed=1000))
+    found = wanted = 0
+    for index in (30, 300, 900):
+        rendered, truth = world.render(index)
+        out = det(rendered.image)
+        for o in truth.visible():
+            if o.visible_px < 600 or o.occlusion > 0.3:
+                continue
+            wanted += 1
+            same = np.array([out.label(i) == o.cls for i in range(len(out))], bool)
+            if same.any() and iou_matrix(np.array([o.box], np.float32),
+                                         out.xyxy[same]).max() >= 0.5:
+                found += 1
+    assert wanted >= 5
+    assert found / wanted >= 0.8, f"{name}: found {found} of {wanted} clearly visible objects"
