@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import cv2
 
-from edge_agent.capture.frame import Frame
+from edge_agent.capture.frame import Frame, FrameSource
+from edge_agent.config.edge import CameraConfig
 from edge_agent.errors import SourceError
 from edge_agent.logs import redact
 
@@ -35,9 +36,11 @@ class OpenCVSource:
     """A FrameSource over cv2.VideoCapture. Opening fails with a SourceError that says why."""
 
     def __init__(self, name: str, url: str, *, open_timeout_s: float = 10.0,
-                 read_timeout_s: float = 5.0) -> None:
+                 read_timeout_s: float = 5.0, realtime: bool = False, loop: bool = False) -> None:
         self.name = name
         self.url = url
+        self.realtime = realtime
+        self.loop = loop
         self.kind, target, api = describe(url)
         if self.kind == "file" and not Path(str(target)).is_file():
             raise SourceError(f"camera {name}: video file {target} not found")
@@ -56,9 +59,15 @@ class OpenCVSource:
             raise SourceError(redact(f"camera {name}: cannot open {url}: {hint}"))
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self._index = 0
+        self._t0: float | None = None
 
     def read(self) -> Frame | None:
+        if self.kind == "file" and self.realtime and self.fps > 0:
+            self._pace()
         ok, image = self.cap.read()
+        if not ok and self.kind == "file" and self.loop and self._index > 0:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self.cap.read()
         if not ok:
             if self.kind == "file":
                 return None
@@ -67,12 +76,35 @@ class OpenCVSource:
         self._index += 1
         return frame
 
+    def _pace(self) -> None:
+        """Play a file at its own frame rate, like the camera it was recorded from."""
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        due = self._t0 + self._index / self.fps
+        if due > now:
+            time.sleep(due - now)
+
     def close(self) -> None:
         self.cap.release()
 
 
-def open_source(name: str, url: str, *, realtime: bool = True) -> object:
-    """A FrameSource for any camera URL the config accepts."""
+def gstreamer_in_build_info(text: str) -> bool:
+    for line in text.splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return "YES" in line.split(":", 1)[1]
+    return False
+
+
+def opencv_has_gstreamer() -> bool:
+    """Whether this OpenCV was built with GStreamer (JetPack's is; pip wheels are not)."""
+    return gstreamer_in_build_info(cv2.getBuildInformation())
+
+
+def open_source(name: str, url: str, *, realtime: bool = True, loop: bool = False,
+                open_timeout_s: float = 10.0, read_timeout_s: float = 5.0) -> FrameSource:
+    """A FrameSource for any camera URL the config accepts. With `realtime` a file plays at
+    its own frame rate (as a camera would); without it, as fast as it decodes."""
     if url.startswith("synthetic://"):
         from edge_agent.capture.synthetic import SyntheticSource
 
@@ -80,4 +112,11 @@ def open_source(name: str, url: str, *, realtime: bool = True) -> object:
         if not realtime:
             source.realtime = False
         return source
-    return OpenCVSource(name, url)
+    return OpenCVSource(name, url, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
+                        realtime=realtime, loop=loop)
+
+
+def source_from_config(camera: CameraConfig) -> FrameSource:
+    return open_source(camera.name, camera.url, realtime=True, loop=camera.loop,
+                       open_timeout_s=camera.open_timeout_s,
+                       read_timeout_s=camera.read_timeout_s)

@@ -120,3 +120,32 @@ def test_credentials_are_redacted_in_status_reasons():
         cam.stop()
     assert "hunter22" not in rec.events[0][1] and "admin:***@" in rec.events[0][1]
     assert "hunter22" not in cam.stats.last_error
+
+
+def test_a_looped_file_plays_at_its_own_rate_and_wraps(tmp_path):
+    from edge_agent.capture.opencv import open_source
+    from edge_agent.cli import main
+
+    main(["sim", "--seconds", "1", "--fps", "10", "--width", "160", "--height", "90",
+          "--out", str(tmp_path), "--no-progress"])
+    src = open_source("loop", str(tmp_path / "video.mp4"), realtime=True, loop=True)
+    start = time.monotonic()
+    frames = [src.read() for _ in range(15)]
+    took = time.monotonic() - start
+    src.close()
+    assert all(f is not None for f in frames), "a looped file never ends"
+    assert [f.index for f in frames] == list(range(15))
+    assert took >= 1.35, "15 frames of a 10 fps file take 1.4 s, never less"
+    once = open_source("once", str(tmp_path / "video.mp4"), realtime=False)
+    assert sum(1 for _ in iter(once.read, None)) == 10
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("  Video I/O:\n    FFMPEG:      YES\n    GStreamer:   YES (1.20.3)\n", True),
+    ("  Video I/O:\n    FFMPEG:      YES\n    GStreamer:   NO\n", False),
+    ("  Video I/O:\n    FFMPEG:      YES\n", False),
+])
+def test_gstreamer_support_is_read_from_the_build_information(text, expected):
+    from edge_agent.capture.opencv import gstreamer_in_build_info
+
+    assert gstreamer_in_build_info(text) is expected
