@@ -52,3 +52,13 @@ def test_configuration_reference_is_up_to_date():
     spec.loader.exec_module(gen)
     assert (REPO / "docs" / "configuration.md").read_text() == gen.render(), \
         "docs/configuration.md is stale: run python scripts/gen_config_docs.py"
+
+
+def test_mqtt_api_doc_is_up_to_date():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen", REPO / "scripts" / "gen_mqtt_docs.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert (REPO / "docs" / "mqtt-api.md").read_text() == gen.render(), \
+        "docs/mqtt-api.md is stale: run python scripts/gen_mqtt_docs.py"

@@ -1,0 +1,119 @@
+"""The agent's MQTT connection (paho-mqtt 2): last will, retained status, bounded queue.
+
+One paho client, its network loop in paho's thread, publishes under a lock. QoS>0 messages
+published while the broker is away wait in paho's queue (at most `max_queued_messages`) and go
+out on reconnect; past that they are dropped and counted. Detections carry an MQTT v5 message
+expiry so a queue drained late does not deliver stale results as fresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge_agent.config.common import MqttConfig
+from edge_agent.mqtt.topics import Topics
+
+log = logging.getLogger("osprey.mqtt")
+
+
+@dataclass
+class PublishStats:
+    published: int = 0
+    dropped: int = 0
+    connects: int = 0
+    disconnects: int = 0
+
+
+class Publisher:
+    def __init__(self, config: MqttConfig, device: str, host: str | None = None,
+                 port: int | None = None) -> None:
+        self.config = config
+        self.topics = Topics(config.topic_prefix, device)
+        self.host = host or config.host
+        self.port = port or config.port
+        if self.host is None:
+            raise ValueError("no broker host: set mqtt.host (or run the demo, which starts one)")
+        self.v5 = config.protocol == "5"
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=config.client_id or f"osprey-{device}",
+                                  protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311)
+        if config.username:
+            self.client.username_pw_set(config.username, config.resolved_password())
+        if config.tls.enabled:
+            t = config.tls
+            self.client.tls_set(ca_certs=str(t.ca_file) if t.ca_file else None,
+                                certfile=str(t.cert_file) if t.cert_file else None,
+                                keyfile=str(t.key_file) if t.key_file else None)
+            self.client.tls_insecure_set(t.insecure)
+        self.client.will_set(self.topics.status, "offline", qos=1, retain=True)
+        self.client.max_queued_messages_set(config.max_queued_messages)
+        self.client.reconnect_delay_set(max(1, round(config.reconnect_min_s)),
+                                        max(1, round(config.reconnect_max_s)))
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.stats = PublishStats()
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> Publisher:
+        self.client.connect_async(self.host, self.port, self.config.keepalive_s)
+        self.client.loop_start()
+        return self
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Clean exit: retained `stopped`, then disconnect (the will is not sent)."""
+        info = self.publish_raw(self.topics.status, b"stopped", qos=1, retain=True)
+        if info is not None and self.connected.is_set():
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker %s:%d refused the connection: %s", self.host, self.port,
+                      reason_code)
+            return
+        self.stats.connects += 1
+        self.connected.set()
+        log.info("connected to broker %s:%d", self.host, self.port)
+        client.publish(self.topics.status, b"online", qos=1, retain=True)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        self.stats.disconnects += 1
+        log.warning("disconnected from broker %s:%d (%s); reconnecting", self.host, self.port,
+                    reason_code)
+
+    def publish_json(self, topic: str, payload: dict[str, Any], *, qos: int | None = None,
+                     retain: bool = False, expiry_s: int | None = None) -> bool:
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        return self.publish_raw(topic, data, qos=qos, retain=retain, expiry_s=expiry_s) \
+            is not None
+
+    def publish_raw(self, topic: str, data: bytes, *, qos: int | None = None,
+                    retain: bool = False, expiry_s: int | None = None):
+        """MQTTMessageInfo when sent or queued; None when dropped (counted)."""
+        qos = self.config.qos if qos is None else qos
+        props = None
+        if self.v5 and expiry_s:
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = int(expiry_s)
+        with self._lock:
+            info = self.client.publish(topic, data, qos=qos, retain=retain, properties=props)
+        queued = info.rc == mqtt.MQTT_ERR_NO_CONN and qos > 0
+        if info.rc == mqtt.MQTT_ERR_SUCCESS or queued:
+            self.stats.published += 1
+            return info
+        self.stats.dropped += 1
+        log.warning("dropped a message on %s: %s", topic, mqtt.error_string(info.rc))
+        return None

@@ -1,0 +1,148 @@
+"""The agent's MQTT connection against a real Mosquitto: status and last will, schemas,
+messages held while the broker is away."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import jsonschema
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from servers import mosquitto_server
+
+from edge_agent.config.common import MqttConfig
+from edge_agent.detector.detections import Detections
+from edge_agent.mqtt.payloads import SCHEMAS, camera_status_payload, detections_payload
+from edge_agent.mqtt.publisher import Publisher
+
+pytestmark = pytest.mark.integration
+
+
+class Listener:
+    def __init__(self, port: int, topic: str) -> None:
+        self.messages: list[mqtt.MQTTMessage] = []
+        self.cond = threading.Condition()
+        ready = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *a: ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert ready.wait(5)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self.cond:
+            self.messages.append(msg)
+            self.cond.notify_all()
+
+    def wait(self, predicate, timeout: float = 10.0) -> list[mqtt.MQTTMessage]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: predicate(self.messages), timeout), \
+                [(m.topic, m.payload[:60]) for m in self.messages]
+            return list(self.messages)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def payloads(msgs, topic):
+    return [m.payload for m in msgs if m.topic == topic]
+
+
+def test_online_then_stopped_and_payloads_match_their_schemas(mosquitto):
+    listen = Listener(mosquitto.port, "osprey/dev1/#")
+    pub = Publisher(MqttConfig(host="127.0.0.1", port=mosquitto.port), "dev1").start()
+    try:
+        listen.wait(lambda m: b"online" in payloads(m, "osprey/dev1/status"))
+        d = Detections(np.array([[1, 2, 30, 40]], np.float32), np.array([0.8], np.float32),
+                       np.array([1]), ("person", "car"), np.array([7]))
+        det = detections_payload("dev1", "gate", 1, 12, time.time(), 35.2, "edge", 640, 360, d)
+        status = camera_status_payload("streaming", None)
+        assert pub.publish_json(pub.topics.camera("gate", "detections"), det, expiry_s=60)
+        assert pub.publish_json(pub.topics.camera("gate", "status"), status, retain=True)
+        msgs = listen.wait(lambda m: len(payloads(m, "osprey/dev1/gate/status")) == 1)
+        [raw] = payloads(msgs, "osprey/dev1/gate/detections")
+        jsonschema.validate(json.loads(raw), SCHEMAS["detections"])
+        jsonschema.validate(json.loads(payloads(msgs, "osprey/dev1/gate/status")[0]),
+                            SCHEMAS["camera_status"])
+        got = next(m for m in msgs if m.topic.endswith("/detections"))
+        assert 0 < got.properties.MessageExpiryInterval <= 60
+    finally:
+        pub.stop()
+    listen.wait(lambda m: payloads(m, "osprey/dev1/status")[-1:] == [b"stopped"])
+    listen.close()
+
+
+AGENT = """
+import sys, time
+from edge_agent.config.common import MqttConfig
+from edge_agent.mqtt.publisher import Publisher
+pub = Publisher(MqttConfig(host="127.0.0.1", port=int(sys.argv[1]), keepalive_s=5), "dev2")
+pub.start()
+pub.connected.wait(5)
+print("up", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_agent_leaves_offline_through_its_last_will(mosquitto):
+    proc = subprocess.Popen([sys.executable, "-c", AGENT, str(mosquitto.port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        listen = Listener(mosquitto.port, "osprey/dev2/status")
+        listen.wait(lambda m: payloads(m, "osprey/dev2/status") == [b"online"])
+        proc.kill()  # no clean disconnect: the broker sends the will
+        listen.wait(lambda m: b"offline" in payloads(m, "osprey/dev2/status"), 15)
+        listen.close()
+        late = Listener(mosquitto.port, "osprey/dev2/status")  # the will is retained
+        [msg] = late.wait(lambda m: len(m) == 1)
+        assert msg.payload == b"offline" and msg.retain
+        late.close()
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_messages_wait_while_the_broker_is_away(tmp_path):
+    broker = mosquitto_server(tmp_path / "b").start()
+    pub = Publisher(MqttConfig(host="127.0.0.1", port=broker.port, reconnect_min_s=1,
+                               reconnect_max_s=2), "dev3").start()
+    try:
+        assert pub.connected.wait(5)
+        broker.stop()
+        assert wait_until(lambda: not pub.connected.is_set())
+        for i in range(5):
+            assert pub.publish_json("osprey/dev3/cam/events", {"i": i}, qos=1)
+        broker.start()
+        listen = Listener(broker.port, "osprey/dev3/cam/events")
+        msgs = listen.wait(lambda m: len(m) == 5, 20)
+        assert [json.loads(m.payload)["i"] for m in msgs] == [0, 1, 2, 3, 4]
+        assert pub.stats.disconnects >= 1 and pub.stats.connects >= 2
+        listen.close()
+    finally:
+        pub.stop()
+        broker.stop()
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_full_queue_drops_and_counts(tmp_path):
+    pub = Publisher(MqttConfig(host="127.0.0.1", port=1, max_queued_messages=3), "dev4")
+    results = [pub.publish_json("osprey/dev4/x", {"i": i}, qos=1) for i in range(5)]
+    assert results == [True, True, True, False, False]
+    assert pub.stats.dropped == 2
