@@ -52,7 +52,7 @@ CONFIGS = {
                         anchor_scale=1.0, batch=16, steps=1800, lr=3e-3,
                         output="models/edge/osprey_edge_ssdlite.onnx"),
     "cloud": TrainConfig("osprey-cloud-ssdlite", width=1.0, fpn=128, size=(512, 288),
-                         anchor_scale=1.6, batch=12, steps=1200, lr=2e-3,
+                         anchor_scale=1.6, batch=12, steps=2400, lr=2e-3,
                          output="models/cloud/osprey_cloud_ssdlite.onnx",
                          presets=("normal", "hard", "hard")),
 }
