@@ -13,7 +13,7 @@ import jsonschema
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-from servers import mosquitto_server
+from servers import mosquitto_server, wait_until
 
 from edge_agent.config.common import MqttConfig
 from edge_agent.detector.detections import Detections
@@ -130,15 +130,6 @@ def test_messages_wait_while_the_broker_is_away(tmp_path):
     finally:
         pub.stop()
         broker.stop()
-
-
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_full_queue_drops_and_counts(tmp_path):

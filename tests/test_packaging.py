@@ -44,21 +44,22 @@ def test_ci_runs_the_readme_test_command():
     assert command.group(1).strip() in ci
 
 
-def test_configuration_reference_is_up_to_date():
+def generator(script: str):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("gen", REPO / "scripts" / "gen_config_docs.py")
+    spec = importlib.util.spec_from_file_location("gen", REPO / "scripts" / script)
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
+    return gen
+
+
+def test_configuration_reference_is_up_to_date():
+    gen = generator("gen_config_docs.py")
     assert (REPO / "docs" / "configuration.md").read_text() == gen.render(), \
         "docs/configuration.md is stale: run python scripts/gen_config_docs.py"
 
 
 def test_mqtt_api_doc_is_up_to_date():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gen", REPO / "scripts" / "gen_mqtt_docs.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
+    gen = generator("gen_mqtt_docs.py")
     assert (REPO / "docs" / "mqtt-api.md").read_text() == gen.render(), \
         "docs/mqtt-api.md is stale: run python scripts/gen_mqtt_docs.py"

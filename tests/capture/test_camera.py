@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from servers import wait_until
 
 from edge_agent.capture.camera import DOWN, RECONNECTING, STREAMING, Backoff, Camera
 from edge_agent.capture.opencv import OpenCVSource
@@ -40,15 +41,6 @@ class Recorder:
         return [s for s, _ in self.events]
 
 
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_slow_consumer_gets_fresh_frames_and_drops_are_counted():
     url = "synthetic://?seed=1&fps=60&width=160&height=90"
     cam = Camera("street", lambda: SyntheticSource.from_url("street", url),
@@ -73,7 +65,7 @@ def test_frames_older_than_max_age_are_never_handed_out():
     cam = Camera("slow", lambda: SyntheticSource.from_url("slow", url),
                  Backoff(0.1, 1.0, 0.0)).start()
     try:
-        assert wait_for(lambda: cam.stats.frames_in >= 1)
+        assert wait_until(lambda: cam.stats.frames_in >= 1)
         time.sleep(0.15)
         assert cam.latest(max_age_ms=50, timeout=0.01) is None
         assert cam.stats.dropped_stale == 1
@@ -87,11 +79,11 @@ def test_unreachable_camera_is_retried_until_it_appears(tmp_path, real_data):
     cam = Camera("door", lambda: OpenCVSource("door", str(clip)), Backoff(0.05, 0.2, 0.1),
                  on_status=rec).start()
     try:
-        assert wait_for(lambda: cam.stats.reconnects >= 3)
+        assert wait_until(lambda: cam.stats.reconnects >= 3)
         assert cam.state == RECONNECTING and "not found" in cam.stats.last_error
         assert cam.latest(1000, timeout=0.05) is None
         shutil.copy(real_data / "pedestrian_survaillance.mp4", clip)
-        assert wait_for(lambda: STREAMING in rec.states())
+        assert wait_until(lambda: STREAMING in rec.states())
         assert rec.states()[:2] == [RECONNECTING, STREAMING]
     finally:
         cam.stop()
@@ -101,7 +93,7 @@ def test_unreachable_camera_is_retried_until_it_appears(tmp_path, real_data):
 def test_stop_is_seen_within_a_second_even_during_backoff(tmp_path):
     cam = Camera("gone", lambda: OpenCVSource("gone", str(tmp_path / "never.mp4")),
                  Backoff(30.0, 60.0, 0.0)).start()
-    assert wait_for(lambda: cam.stats.reconnects == 1)
+    assert wait_until(lambda: cam.stats.reconnects == 1)
     start = time.monotonic()
     cam.stop()
     assert not cam.alive and time.monotonic() - start < 1.0
@@ -115,7 +107,7 @@ def test_credentials_are_redacted_in_status_reasons():
 
     cam = Camera("gate", opener, Backoff(0.05, 0.1, 0.0), on_status=rec).start()
     try:
-        assert wait_for(lambda: rec.events)
+        assert wait_until(lambda: rec.events)
     finally:
         cam.stop()
     assert "hunter22" not in rec.events[0][1] and "admin:***@" in rec.events[0][1]
