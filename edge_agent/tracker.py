@@ -40,6 +40,8 @@ class Track:
 class TrackUpdate:
     detections: Detections
     """This frame's detections that belong to a track, with `track_id` set."""
+    all: Detections
+    """Every detection of the frame, in input order; `track_id` -1 where none matched."""
     started: tuple[Track, ...]
     """Tracks confirmed on this frame."""
     ended: tuple[Track, ...]
@@ -92,7 +94,8 @@ class Tracker:
         keep = ids >= 0
         kept = dets[keep]
         tracked = Detections(kept.xyxy, kept.score, kept.class_id, kept.class_names, ids[keep])
-        return TrackUpdate(tracked, tuple(started), tuple(t for t in ended if t.confirmed))
+        every = Detections(dets.xyxy, dets.score, dets.class_id, dets.class_names, ids)
+        return TrackUpdate(tracked, every, tuple(started), tuple(t for t in ended if t.confirmed))
 
     def _match(self, tracks: list[Track], dets: Detections, cand: np.ndarray,
                frame: int) -> list[tuple[int, int]]:

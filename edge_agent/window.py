@@ -75,7 +75,7 @@ class SlidingWindow:
         for f in frames:
             d = f.detections
             if d.track_id is not None:
-                seen.update(int(t) for t in set(d.track_id.tolist()))
+                seen.update(int(t) for t in set(d.track_id.tolist()) if t >= 0)
             classes.update(d.label(i) for i in range(len(d)))
         flicker = (sum(1 for n in seen.values() if n < len(frames) / 2) / len(seen)
                    if seen else 0.0)

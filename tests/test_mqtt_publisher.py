@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import jsonschema
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
+from listener import Listener, payloads
 from servers import mosquitto_server, wait_until
 
 from edge_agent.config.common import MqttConfig
@@ -21,39 +20,6 @@ from edge_agent.mqtt.payloads import SCHEMAS, camera_status_payload, detections_
 from edge_agent.mqtt.publisher import Publisher
 
 pytestmark = pytest.mark.integration
-
-
-class Listener:
-    def __init__(self, port: int, topic: str) -> None:
-        self.messages: list[mqtt.MQTTMessage] = []
-        self.cond = threading.Condition()
-        ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *a: ready.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert ready.wait(5)
-
-    def _on_message(self, client, userdata, msg) -> None:
-        with self.cond:
-            self.messages.append(msg)
-            self.cond.notify_all()
-
-    def wait(self, predicate, timeout: float = 10.0) -> list[mqtt.MQTTMessage]:
-        with self.cond:
-            assert self.cond.wait_for(lambda: predicate(self.messages), timeout), \
-                [(m.topic, m.payload[:60]) for m in self.messages]
-            return list(self.messages)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-def payloads(msgs, topic):
-    return [m.payload for m in msgs if m.topic == topic]
 
 
 def test_online_then_stopped_and_payloads_match_their_schemas(mosquitto):

@@ -62,8 +62,10 @@ class Camera:
     """Owns a FrameSource made by `opener` and a thread that keeps its newest frame."""
 
     def __init__(self, name: str, opener: Callable[[], FrameSource], backoff: Backoff,
-                 on_status: Callable[[str, str, str | None], None] | None = None) -> None:
+                 on_status: Callable[[str, str, str | None], None] | None = None,
+                 on_frame: Callable[[], None] | None = None) -> None:
         self.name = name
+        self._on_frame = on_frame or (lambda: None)
         self._opener = opener
         self._backoff = backoff
         self._on_status = on_status or (lambda *_: None)
@@ -88,6 +90,11 @@ class Camera:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def pending(self) -> bool:
+        """A frame is waiting in the slot."""
+        return self._slot is not None
+
     def latest(self, max_age_ms: float, timeout: float = 1.0) -> Frame | None:
         """The newest frame not taken yet, waiting up to `timeout`; None if none came or the
         newest is older than `max_age_ms` (then it is dropped and counted, never processed)."""
@@ -110,7 +117,8 @@ class Camera:
     def _status(self, state: str, reason: str | None = None) -> None:
         if state != self.state:
             self.state = state
-            log.log(logging.INFO if state == STREAMING else logging.WARNING,
+            quiet = state == STREAMING or (state == DOWN and reason in ("stopped", "end of stream"))
+            log.log(logging.INFO if quiet else logging.WARNING,
                     "camera %s: %s%s", self.name, state, f" ({redact(reason)})" if reason else "")
             self._on_status(self.name, state, redact(reason) if reason else None)
 
@@ -158,6 +166,7 @@ class Camera:
                     self.stats.dropped_unread += 1
                 self._slot = frame
                 self._cond.notify()
+            self._on_frame()
 
     def _failed(self, reason: str) -> None:
         self.stats.last_error = redact(reason)

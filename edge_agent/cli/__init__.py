@@ -9,12 +9,11 @@ from edge_agent.cli.detect import add_detect
 from edge_agent.cli.engine import add_build_engine
 from edge_agent.cli.evaluate import add_eval
 from edge_agent.cli.quantize import add_quantize
+from edge_agent.cli.run import add_demo, add_run
 from edge_agent.cli.sim import add_sim
 from edge_agent.config import load_edge_config
 
 _LATER = {
-    "run": "run the agent: cameras -> detector -> MQTT (with offload when configured)",
-    "demo": "run the agent on a synthetic camera, bundled model and embedded broker",
     "bench": "measure inference and pipeline speed",
     "doctor": "check this machine, the model, the broker and the cameras",
 }
@@ -27,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_global_options(parser)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    later = {name: sub.add_parser(name, help=text) for name, text in _LATER.items()
-             if name in ("run", "demo")}
+    later = {}
+    add_run(sub)
+    add_demo(sub)
     add_detect(sub)
     add_eval(sub)
     add_sim(sub)

@@ -126,7 +126,7 @@ class MqttConfig(Strict):
 class MetricsConfig(Strict):
     enabled: bool = Field(True, description="Serve Prometheus /metrics and /healthz.")
     host: str = Field("0.0.0.0", description="Address to listen on.")
-    port: int = Field(9108, ge=1, le=65535, description="Port of the metrics server.")
+    port: int = Field(9108, ge=0, le=65535, description="Port of the metrics server (0: any free).")
 
 
 class LoggingConfig(Strict):

@@ -120,6 +120,32 @@ class OffloadConfig(Strict):
         return value
 
 
+class TrackerConfig(Strict):
+    high: float = Field(0.5, ge=0, le=1, description="Score that may start a track.")
+    low: float = Field(0.15, ge=0, le=1, description="Score that may keep a track alive.")
+    match_iou: float = Field(0.3, gt=0, le=1, description="IoU (of widened boxes) to match.")
+    min_hits: int = Field(2, ge=1, le=100, description="Matches before a track is confirmed.")
+    max_age: int = Field(30, ge=1, le=10000, description="Frames unseen before a track ends.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrackerConfig:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        return self
+
+
+class EventsConfig(Strict):
+    update_interval_s: float = Field(
+        5.0, ge=0, le=3600, description="At most one `update` event per track this often."
+    )
+    min_score_gain: float = Field(
+        0.05, ge=0, le=1, description="Top-score gain that makes an update (a better snapshot)."
+    )
+    snapshots: bool = Field(True, description="Publish a JPEG of each event's best frame.")
+    snapshot_quality: int = Field(80, ge=10, le=100, description="JPEG quality of snapshots.")
+    snapshot_max_side: int = Field(640, ge=64, le=4096, description="Snapshots fit this side.")
+
+
 class EdgeCacheConfig(Strict):
     enabled: bool = Field(True, description="Reuse cloud answers for recurring scenes.")
     max_entries: int = Field(512, ge=1, le=1_000_000, description="LRU capacity.")
@@ -133,11 +159,16 @@ class EdgeConfig(Strict):
     model: DetectorModelConfig = Field(default_factory=DetectorModelConfig)
     detector: RuntimeConfig = Field(default_factory=RuntimeConfig)
     window: WindowConfig = Field(default_factory=WindowConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     offload: OffloadConfig = Field(default_factory=OffloadConfig)
     cache: EdgeCacheConfig = Field(default_factory=EdgeCacheConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    stats_interval_s: float = Field(
+        10.0, ge=0.5, le=3600, description="Period of the stats message on osprey/<device>/stats."
+    )
 
     @field_validator("device_id")
     @classmethod

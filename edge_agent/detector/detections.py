@@ -60,7 +60,7 @@ class Detections:
         for i, (box, score) in enumerate(zip(boxes, scores, strict=True)):
             item = {"label": self.label(i), "class_id": int(self.class_id[i]), "score": score,
                     "box": box}
-            if self.track_id is not None:
+            if self.track_id is not None and self.track_id[i] >= 0:  # -1: not on a track
                 item["track_id"] = int(self.track_id[i])
             out.append(item)
         return out

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ log = logging.getLogger("osprey.mqtt")
 @dataclass
 class PublishStats:
     published: int = 0
+    acked: int = 0
     dropped: int = 0
     connects: int = 0
     disconnects: int = 0
@@ -60,8 +62,13 @@ class Publisher:
                                         max(1, round(config.reconnect_max_s)))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
         self.stats = PublishStats()
         self.connected = threading.Event()
+        self._stopping = False
+        self.on_connected: list[Callable[[], None]] = []
+        """Called (in paho's thread) after each connect, e.g. to republish retained state a
+        restarted broker without persistence has lost."""
         self._lock = threading.Lock()
 
     def start(self) -> Publisher:
@@ -71,6 +78,7 @@ class Publisher:
 
     def stop(self, timeout: float = 3.0) -> None:
         """Clean exit: retained `stopped`, then disconnect (the will is not sent)."""
+        self._stopping = True
         info = self.publish_raw(self.topics.status, b"stopped", qos=1, retain=True)
         if info is not None and self.connected.is_set():
             with contextlib.suppress(RuntimeError, ValueError):
@@ -87,12 +95,30 @@ class Publisher:
         self.connected.set()
         log.info("connected to broker %s:%d", self.host, self.port)
         client.publish(self.topics.status, b"online", qos=1, retain=True)
+        self.stats.published += 1
+        for hook in self.on_connected:
+            try:
+                hook()
+            except Exception:
+                log.exception("on-connect hook failed")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         self.stats.disconnects += 1
+        if self._stopping:
+            log.info("disconnected from broker %s:%d", self.host, self.port)
+            return
         log.warning("disconnected from broker %s:%d (%s); reconnecting", self.host, self.port,
                     reason_code)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self.stats.acked += 1
+
+    def snapshot(self) -> dict[str, int | bool]:
+        s = self.stats
+        return {"connected": self.connected.is_set(), "published": s.published,
+                "dropped": s.dropped, "pending": max(0, s.published - s.acked),
+                "connects": s.connects, "disconnects": s.disconnects}
 
     def publish_json(self, topic: str, payload: dict[str, Any], *, qos: int | None = None,
                      retain: bool = False, expiry_s: int | None = None) -> bool:

@@ -2,6 +2,7 @@
 
     python -m models.training.train --model edge  --run-dir runs/edge
     python -m models.training.train --model cloud --run-dir runs/cloud
+    python -m models.training.train --model cloud-hr --run-dir runs/cloud-hr   # from runs/cloud
 
 Checkpoints go to RUN_DIR every 100 steps; run the same command again (or with --resume) to
 continue where it stopped. At the end the model is exported to ONNX (see export.py).
@@ -44,6 +45,8 @@ class TrainConfig:
     warmup: int = 100
     weight_decay: float = 4e-5
     seed: int = 0
+    init: str | None = None
+    """Checkpoint whose weights start this run (a fine-tune); None trains from scratch."""
     extra: dict = field(default_factory=dict)
 
 
@@ -55,6 +58,12 @@ CONFIGS = {
                          anchor_scale=1.6, batch=12, steps=2400, lr=2e-3,
                          output="models/cloud/osprey_cloud_ssdlite.onnx",
                          presets=("normal", "hard", "hard")),
+    # The shipped cloud model: the 512x288 model above fine-tuned at the clips' full resolution.
+    # Anchors scale with the input (1.6 * 640 / 512), so the heads' targets keep their meaning.
+    "cloud-hr": TrainConfig("osprey-cloud-ssdlite", width=1.0, fpn=128, size=(640, 352),
+                            anchor_scale=2.0, batch=12, steps=900, lr=1e-3, warmup=50,
+                            output="models/cloud/osprey_cloud_ssdlite.onnx",
+                            presets=("normal", "hard", "hard"), init="runs/cloud/last.pt"),
 }
 
 
@@ -89,6 +98,11 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = True, progress: bool =
         torch.set_rng_state(state["torch_rng"])
         start, history = state["step"], state["history"]
         print(f"resuming {cfg.name} at step {start}/{cfg.steps}")
+    elif cfg.init:
+        if not Path(cfg.init).is_file():
+            raise SystemExit(f"{cfg.init} not found: train the model it starts from first")
+        model.load_state_dict(torch.load(cfg.init, weights_only=False)["model"])
+        print(f"starting {cfg.name} from the weights in {cfg.init}")
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     model.train()
     ema = None
@@ -136,11 +150,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     ap.add_argument("--no-resume", action="store_true", help="start over")
     ap.add_argument("--output", default=None, help="ONNX path (default: models/<name>/...)")
+    ap.add_argument("--init", default=None, help="start from this checkpoint's weights")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = CONFIGS[args.model]
-    overrides = {k: v for k, v in (("steps", args.steps), ("output", args.output)) if v}
+    overrides = {k: v for k, v in (("steps", args.steps), ("output", args.output),
+                                                 ("init", args.init)) if v}
     if overrides:
         cfg = TrainConfig(**{**asdict(cfg), **overrides})
     print(json.dumps(train(cfg, args.run_dir, resume=not args.no_resume), indent=2))

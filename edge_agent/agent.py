@@ -1,0 +1,314 @@
+"""The edge agent: cameras -> shared detector -> tracker -> sliding window -> MQTT.
+
+Threads: one capture thread per camera (edge_agent.capture.camera), one detection thread that
+serves every camera in turn with the one detector, and one stats thread. The detection thread
+takes each camera's freshest frame (never one older than its `max_frame_age_ms`), at most
+`detect_fps` per camera, so a camera faster than the model costs dropped frames, counted, and
+never a growing latency. Detections are published at once; window summaries go to listeners
+(the offload policy) and never hold the loop up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_agent.capture.camera import Backoff, Camera
+from edge_agent.capture.frame import Frame, FrameSource
+from edge_agent.capture.opencv import source_from_config
+from edge_agent.config.edge import CameraConfig, EdgeConfig
+from edge_agent.detector import Detector
+from edge_agent.events import EventTracker
+from edge_agent.metrics import AgentMetrics
+from edge_agent.mqtt.payloads import SCHEMA_VERSION, camera_status_payload, detections_payload
+from edge_agent.mqtt.publisher import Publisher
+from edge_agent.tracker import Tracker
+from edge_agent.window import SlidingWindow, WindowSummary
+
+log = logging.getLogger("osprey.agent")
+
+HEARTBEAT_STALE_S = 10.0
+"""/healthz fails when the detection loop has not gone round for this long."""
+
+
+@dataclass
+class _Interval:
+    """Counters at the start of the current stats interval."""
+
+    at: float
+    frames_in: int = 0
+    processed: int = 0
+    dropped: int = 0
+
+
+class CameraPipeline:
+    """Per-camera state the detection thread works on."""
+
+    def __init__(self, cfg: CameraConfig, config: EdgeConfig, class_names: tuple[str, ...],
+                 opener: Callable[[], FrameSource], on_status: Callable, on_frame: Callable):
+        self.cfg = cfg
+        self.name = cfg.name
+        r = cfg.reconnect
+        self.camera = Camera(cfg.name, opener, Backoff(r.initial_s, r.max_s, r.jitter),
+                             on_status=on_status, on_frame=on_frame)
+        t = config.tracker
+        self.tracker = Tracker(high=t.high, low=t.low, match_iou=t.match_iou,
+                               min_hits=t.min_hits, max_age=t.max_age)
+        self.window = SlidingWindow(cfg.name, config.window.size, config.window.stride,
+                                    config.offload.uncertain_band)
+        self.events = EventTracker(config.device_id, cfg.name, config.events, class_names)
+        self.period = 1.0 / cfg.detect_fps if cfg.detect_fps else 0.0
+        self.next_due = 0.0
+        self.seq = 0
+        self.processed = 0
+        self.errors = 0
+        self.windows = 0
+        self.last_latency_ms: float | None = None
+        self.last_infer_ms: float | None = None
+        self.latencies: deque[float] = deque(maxlen=4096)
+        self.infer_ms: deque[float] = deque(maxlen=4096)
+        self.samples_lock = threading.Lock()
+        self.interval = _Interval(time.monotonic())
+
+    def due(self, now: float) -> bool:
+        return not self.period or now >= self.next_due
+
+    def mark(self, now: float) -> None:
+        if self.period:  # keep the average rate; after a gap, start over (no burst)
+            late = now - self.next_due
+            self.next_due = self.next_due + self.period if late < self.period \
+                else now + self.period
+
+    @property
+    def state(self) -> str:
+        return self.camera.state or "starting"
+
+
+class Agent:
+    def __init__(self, config: EdgeConfig, detector: Detector, publisher: Publisher, *,
+                 model_id: str, metrics: AgentMetrics | None = None,
+                 openers: dict[str, Callable[[], FrameSource]] | None = None) -> None:
+        self.config = config
+        self.detector = detector
+        self.publisher = publisher
+        self.model_id = model_id
+        self.metrics = metrics or AgentMetrics()
+        self.metrics.watch(self.snapshot)
+        self.topics = publisher.topics
+        self.window_listeners: list[Callable[[WindowSummary], None]] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        openers = openers or {}
+        self.pipelines = [
+            CameraPipeline(c, config, detector.class_names,
+                           openers.get(c.name) or (lambda c=c: source_from_config(c)),
+                           on_status=self._camera_status, on_frame=self._wake.set)
+            for c in config.cameras if c.enabled
+        ]
+        if not self.pipelines:
+            raise ValueError("every camera is disabled (enabled: false): enable at least one")
+        self.started_at = time.monotonic()
+        self.heartbeat = time.monotonic()
+        self._detect = threading.Thread(target=self._loop, name="detect", daemon=True)
+        self._stats = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
+        self._camera_states: dict[str, dict[str, Any]] = {}
+        publisher.on_connected.append(self._republish_status)
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Agent:
+        for p in self.pipelines:
+            p.camera.start()
+        self._detect.start()
+        self._stats.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every camera's stream has ended and been processed, or stop();
+        True if that happened within `timeout`."""
+        return self._done.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop cameras and threads; close open events with `end`; final stats. The caller
+        stops the publisher afterwards (it sends the retained `stopped`)."""
+        self._stop.set()
+        self._wake.set()
+        for p in self.pipelines:
+            p.camera.stop()
+        self._detect.join(10)
+        for p in self.pipelines:
+            for out in p.events.close_all():
+                self._publish_event(p, out)
+        self._stats.join(2)
+        self.publish_stats()
+
+    # the detection loop ------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.heartbeat = time.monotonic()
+                self._wake.clear()
+                worked = False
+                for p in self.pipelines:
+                    now = time.monotonic()
+                    if not p.due(now):
+                        continue
+                    frame = p.camera.latest(p.cfg.max_frame_age_ms, timeout=0)
+                    if frame is None:
+                        continue
+                    p.mark(now)
+                    self._process(p, frame)
+                    worked = True
+                if worked:
+                    continue
+                if all(not p.camera.alive and not p.camera.pending for p in self.pipelines):
+                    log.info("every camera has ended")
+                    break
+                self._wake.wait(self._idle_wait())
+        except Exception:
+            log.exception("detection loop failed")
+            raise
+        finally:
+            self._done.set()
+
+    def _idle_wait(self) -> float:
+        now = time.monotonic()
+        waits = [p.next_due - now for p in self.pipelines if p.period and p.next_due > now]
+        return min([0.1, *waits]) if waits else 0.1
+
+    def _process(self, p: CameraPipeline, frame: Frame) -> None:
+        try:
+            dets = self.detector(frame.image)
+        except Exception as exc:  # one bad frame must not stop every camera
+            p.errors += 1
+            self.metrics.errors.labels(p.name).inc()
+            log.error("camera %s: detector failed on frame %d: %s", p.name, frame.index, exc)
+            return
+        infer_ms = self.detector.timings.total
+        upd = p.tracker.update(dets, frame.index)
+        p.seq += 1
+        p.processed += 1
+        latency_ms = (time.monotonic() - frame.captured) * 1000.0
+        payload = detections_payload(self.config.device_id, p.name, p.seq, frame.index,
+                                     frame.wall_time, latency_ms, self.model_id, frame.width,
+                                     frame.height, upd.all)
+        self.publisher.publish_json(self.topics.camera(p.name, "detections"), payload,
+                                    expiry_s=self.config.mqtt.message_expiry_s)
+        for out in p.events.update(upd, frame):
+            self._publish_event(p, out)
+        summary = p.window.push(frame, upd.all)
+        if summary is not None:
+            p.windows += 1
+            self.metrics.windows.labels(p.name).inc()
+            for listener in self.window_listeners:
+                try:
+                    listener(summary)
+                except Exception:
+                    log.exception("camera %s: window listener failed", p.name)
+        p.last_latency_ms, p.last_infer_ms = latency_ms, infer_ms
+        with p.samples_lock:
+            p.latencies.append(latency_ms)
+            p.infer_ms.append(infer_ms)
+        self.metrics.processed.labels(p.name).inc()
+        self.metrics.inference.labels(p.name).observe(infer_ms / 1000.0)
+        self.metrics.latency.labels(p.name).observe(latency_ms / 1000.0)
+
+    def _publish_event(self, p: CameraPipeline, out) -> None:
+        self.publisher.publish_json(self.topics.camera(p.name, "events"), out.payload)
+        self.metrics.events.labels(p.name, out.payload["type"]).inc()
+        if out.snapshot is not None:
+            self.publisher.publish_raw(self.topics.camera(p.name, "snapshot"), out.snapshot,
+                                       retain=True)
+
+    def _camera_status(self, name: str, state: str, reason: str | None) -> None:
+        payload = camera_status_payload(state, reason)
+        self._camera_states[name] = payload
+        self.publisher.publish_json(self.topics.camera(name, "status"), payload, qos=1,
+                                    retain=True)
+
+    def _republish_status(self) -> None:
+        """After a reconnect: the broker may have restarted and lost retained messages."""
+        for name, payload in list(self._camera_states.items()):
+            self.publisher.publish_json(self.topics.camera(name, "status"), payload, qos=1,
+                                        retain=True)
+
+    # stats and health --------------------------------------------------------------------
+
+    def _stats_loop(self) -> None:
+        interval = self.config.stats_interval_s
+        while not self._stop.wait(interval):
+            self.publish_stats()
+
+    def stats_payload(self) -> dict[str, Any]:
+        now = time.monotonic()
+        cameras: dict[str, Any] = {}
+        span = 0.0
+        for p in self.pipelines:
+            s = p.camera.stats
+            iv = p.interval
+            span = max(1e-9, now - iv.at)
+            dropped = s.dropped_unread + s.dropped_stale
+            with p.samples_lock:
+                lat = np.array(p.latencies, dtype=np.float64)
+                inf = np.array(p.infer_ms, dtype=np.float64)
+                p.latencies.clear()
+                p.infer_ms.clear()
+            cameras[p.name] = {
+                "state": p.state,
+                "fps_in": round((s.frames_in - iv.frames_in) / span, 2),
+                "fps_processed": round((p.processed - iv.processed) / span, 2),
+                "fps_dropped": round((dropped - iv.dropped) / span, 2),
+                "frames_in": s.frames_in, "processed": p.processed,
+                "dropped_superseded": s.dropped_unread, "dropped_stale": s.dropped_stale,
+                "reconnects": s.reconnects,
+                "inference_ms": round(float(inf.mean()), 2) if inf.size else None,
+                "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+                "latency_ms_p95": round(float(np.percentile(lat, 95)), 2) if lat.size else None,
+                "tracks": len(p.tracker.tracks), "windows": p.windows, "errors": p.errors,
+            }
+            p.interval = _Interval(now, s.frames_in, p.processed, dropped)
+        return {"v": SCHEMA_VERSION, "device": self.config.device_id,
+                "at": round(time.time(), 3), "uptime_s": round(now - self.started_at, 1),
+                "interval_s": round(span, 2), "cameras": cameras,
+                "mqtt": self.publisher.snapshot()}
+
+    def publish_stats(self) -> dict[str, Any]:
+        payload = self.stats_payload()
+        self.publisher.publish_json(self.topics.stats, payload, qos=0)
+        self.last_stats = payload
+        return payload
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters for metrics, read without resetting the stats interval."""
+        cams = {}
+        for p in self.pipelines:
+            s = p.camera.stats
+            cams[p.name] = {"state": p.state, "frames_in": s.frames_in,
+                            "processed": p.processed, "last_latency_ms": p.last_latency_ms,
+                            "last_infer_ms": p.last_infer_ms,
+                            "events": p.events.counts.new + p.events.counts.update
+                            + p.events.counts.end,
+                            "dropped_superseded": s.dropped_unread,
+                            "dropped_stale": s.dropped_stale, "reconnects": s.reconnects,
+                            "queue_depth": int(p.camera.pending),
+                            "tracks": len(p.tracker.tracks)}
+        return {"cameras": cams, "mqtt": self.publisher.snapshot()}
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        age = time.monotonic() - self.heartbeat
+        loop_ok = self._detect.is_alive() and age < HEARTBEAT_STALE_S
+        return loop_ok, {
+            "detection_loop": "running" if loop_ok else (
+                "stopped" if not self._detect.is_alive() else f"stalled for {age:.0f}s"),
+            "cameras": {p.name: p.state for p in self.pipelines},
+            "mqtt_connected": self.publisher.connected.is_set(),
+        }

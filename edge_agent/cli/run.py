@@ -1,0 +1,206 @@
+"""`edge-agent run` and `edge-agent demo`: the agent as a long-running process."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from edge_agent.agent import Agent
+from edge_agent.bundled import bundled_edge_model
+from edge_agent.cli.common import EXIT_OK
+from edge_agent.config import load_edge_config
+from edge_agent.config.edge import EdgeConfig
+from edge_agent.detector import Detector
+from edge_agent.metrics import AgentMetrics, MetricsServer
+from edge_agent.mqtt.embedded import EmbeddedBroker, broker_reachable
+from edge_agent.mqtt.publisher import Publisher
+
+log = logging.getLogger("osprey.run")
+
+DEMO_SOURCE = "synthetic://?seed=7&preset=normal"
+
+
+def add_run(sub) -> None:
+    p = sub.add_parser("run", help="run the agent: cameras -> detector -> MQTT")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", type=Path, help="edge config file (YAML)")
+    src.add_argument("--source", help="shorthand for a one-camera config: a camera URL")
+    p.add_argument("--model", type=Path, help="ONNX model or engine (default: the config's, "
+                                              "else the bundled one)")
+    _common(p)
+    p.set_defaults(func=run_cmd)
+
+
+def add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="run the agent on a synthetic camera with the bundled model "
+                                    "and an embedded broker when none is reachable")
+    p.add_argument("--source", default=DEMO_SOURCE, help=f"camera URL (default {DEMO_SOURCE})")
+    p.add_argument("--model", type=Path, help="ONNX model (default: the bundled edge model)")
+    _common(p, mqtt_host_default="127.0.0.1", device_default="demo")
+    p.set_defaults(func=demo_cmd)
+
+
+def _common(p: argparse.ArgumentParser, mqtt_host_default: str | None = None,
+            device_default: str | None = None) -> None:
+    p.add_argument("--mqtt-host", default=mqtt_host_default,
+                   help="broker host (overrides the config)")
+    p.add_argument("--mqtt-port", type=int, default=None, help="broker port (default 1883)")
+    p.add_argument("--device", default=device_default, help="device id (overrides the config)")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="Prometheus /metrics and /healthz port (default 9108)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.add_argument("--summary", action=argparse.BooleanOptionalAction, default=None,
+                   help="print a live one-line summary (default: on for demo)")
+
+
+def _override(config: EdgeConfig, args: argparse.Namespace) -> EdgeConfig:
+    data = config.model_dump()
+    if args.model:
+        data["model"]["path"] = args.model
+    if args.mqtt_host:
+        data["mqtt"]["host"] = args.mqtt_host
+    if args.mqtt_port:
+        data["mqtt"]["port"] = args.mqtt_port
+    if args.device:
+        data["device_id"] = args.device
+    if args.metrics_port is not None:
+        data["metrics"]["port"] = args.metrics_port
+    return EdgeConfig.model_validate(data)
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    if args.config:
+        config = load_edge_config(args.config)
+    else:
+        config = EdgeConfig.model_validate({"cameras": [{"name": "cam0", "url": args.source}]})
+    return run_agent(_override(config, args), seconds=args.seconds,
+                     summary=bool(args.summary), embedded=False)
+
+
+def demo_cmd(args: argparse.Namespace) -> int:
+    config = EdgeConfig.model_validate({"device_id": args.device or "demo", "cameras": [
+        {"name": "street", "url": args.source, "loop": True}]})
+    config = _override(config, args)
+    return run_agent(config, seconds=args.seconds,
+                     summary=True if args.summary is None else args.summary, embedded=True)
+
+
+def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
+              embedded: bool) -> int:
+    """Run until every camera has ended, `seconds` pass, or SIGINT/SIGTERM; then a clean stop
+    (open events end, final stats, retained `stopped`)."""
+    model_path = config.model.path or bundled_edge_model(config.detector.precision)
+    detector = Detector.from_config(config.model, config.detector, default_path=model_path)
+    log.info("model %s: layout %s on %s", Path(model_path).name, detector.layout,
+             detector.backend.name)
+    host, port = config.mqtt.host, config.mqtt.port
+    broker = None
+    if host is None:
+        if not embedded:
+            raise ValueError("mqtt.host is not set: give the broker's address in the config or "
+                             "with --mqtt-host (only `edge-agent demo` starts a broker itself)")
+        host = "127.0.0.1"
+    mqtt_config = config.mqtt
+    if embedded and not broker_reachable(host, port):
+        broker = EmbeddedBroker(host, port).start()
+        mqtt_config = mqtt_config.model_copy(update={"protocol": "3.1.1"})
+    publisher = Publisher(mqtt_config, config.device_id, host=host, port=port).start()
+    metrics = AgentMetrics()
+    agent = Agent(config, detector, publisher, model_id=Path(model_path).stem, metrics=metrics)
+    server = None
+    if config.metrics.enabled:
+        try:
+            server = MetricsServer(config.metrics.host, config.metrics.port, metrics.registry,
+                                   agent.health).start()
+        except OSError as exc:
+            log.warning("metrics server not started on %s:%d (%s); the agent runs without it: "
+                        "set metrics.port to a free port", config.metrics.host,
+                        config.metrics.port, exc)
+    if not publisher.connected.wait(5.0):
+        log.warning("broker %s:%d not reachable yet; retrying in the background, QoS %d "
+                    "messages are held (up to %d)", host, port, mqtt_config.qos,
+                    mqtt_config.max_queued_messages)
+    _banner(config, host, port, broker is not None, server, Path(model_path).name)
+    stop = threading.Event()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    if threading.current_thread() is threading.main_thread():
+        for s in previous:
+            signal.signal(s, lambda *_: stop.set())
+    agent.start()
+    started = time.monotonic()
+    line = _SummaryLine(agent) if summary else None
+    try:
+        while not stop.is_set():
+            if agent.wait(1.0):
+                break
+            if seconds is not None and time.monotonic() - started >= seconds:
+                break
+            if line:
+                line.show()
+    finally:
+        agent.stop()
+        if line:
+            line.show(final=True)
+        publisher.stop()
+        if server:
+            server.stop()
+        if broker:
+            broker.stop()
+        if threading.current_thread() is threading.main_thread():
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    return EXIT_OK
+
+
+def _banner(config: EdgeConfig, host: str, port: int, embedded: bool,
+            server: MetricsServer | None, model: str) -> None:
+    prefix = f"{config.mqtt.topic_prefix}/{config.device_id}"
+    where = f"{host}:{port}" + (" (embedded broker, MQTT 3.1.1)" if embedded else "")
+    lines = [f"Osprey edge agent: {len(config.cameras)} camera(s), model {model}, "
+             f"MQTT {where}",
+             f"  subscribe:  mosquitto_sub -h {host} -p {port} -t '{prefix}/#' -v",
+             f"  detections: {prefix}/<camera>/detections   events: {prefix}/<camera>/events"
+             f"   stats: {prefix}/stats"]
+    if server:
+        shown = "localhost" if config.metrics.host in ("0.0.0.0", "::") else config.metrics.host
+        lines.append(f"  metrics:    http://{shown}:{server.port}/metrics   "
+                     f"health: /healthz")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+class _SummaryLine:
+    """One line, rewritten each second on a terminal (a new line otherwise)."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.last = agent.snapshot()
+        self.at = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def show(self, final: bool = False) -> None:
+        snap, now = self.agent.snapshot(), time.monotonic()
+        span = max(1e-6, now - self.at)
+        parts = []
+        for name, c in snap["cameras"].items():
+            old = self.last["cameras"][name]
+            fps_in = (c["frames_in"] - old["frames_in"]) / span
+            fps = (c["processed"] - old["processed"]) / span
+            lat = c["last_latency_ms"]
+            parts.append(f"{name} {c['state']} in {fps_in:4.1f} fps, detect {fps:4.1f} fps, "
+                         f"latency {lat if lat is None else round(lat):>4} ms, "
+                         f"tracks {c['tracks']}, events {c['events']}")
+        m = snap["mqtt"]
+        parts.append(f"mqtt {'up' if m['connected'] else 'DOWN'} {m['published']} sent")
+        text = " | ".join(parts)
+        with contextlib.suppress(OSError):
+            if self.tty and not final:
+                print(f"\r{text}\x1b[K", end="", file=sys.stderr, flush=True)
+            else:
+                print(("\r" if self.tty else "") + text, file=sys.stderr, flush=True)
+        self.last, self.at = snap, now

@@ -1,0 +1,141 @@
+"""Prometheus metrics and the /metrics, /healthz HTTP endpoints (prometheus_client).
+
+Histograms and counters the pipeline updates as it goes live in `AgentMetrics`; counters that
+other parts already keep (capture threads, the MQTT publisher) are read at scrape time by a
+collector, so there is one count and never two that could disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+log = logging.getLogger("osprey.metrics")
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class AgentMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.inference = Histogram("osprey_inference_seconds",
+                                   "Detector time per frame (preprocess, infer, decode)",
+                                   ["camera"], buckets=LATENCY_BUCKETS, registry=r)
+        self.latency = Histogram("osprey_end_to_end_latency_seconds",
+                                 "From frame capture to its detections published",
+                                 ["camera"], buckets=LATENCY_BUCKETS, registry=r)
+        self.processed = Counter("osprey_frames_processed", "Frames the detector processed",
+                                 ["camera"], registry=r)
+        self.errors = Counter("osprey_detector_errors", "Frames the detector failed on",
+                              ["camera"], registry=r)
+        self.events = Counter("osprey_events", "Track events published", ["camera", "type"],
+                              registry=r)
+        self.windows = Counter("osprey_windows", "Sliding-window summaries", ["camera"],
+                               registry=r)
+
+    def watch(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        """Expose the counters and gauges in `snapshot()` (see Agent.snapshot) at scrape time."""
+        self.registry.register(_SnapshotCollector(snapshot))
+
+
+class _SnapshotCollector:
+    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        snap = self.snapshot()
+        cams = snap["cameras"]
+        frames_in = CounterMetricFamily("osprey_frames_in", "Frames read from the camera",
+                                        labels=["camera"])
+        dropped = CounterMetricFamily(
+            "osprey_frames_dropped", "Frames never processed: superseded by a newer one, or "
+            "older than max_frame_age_ms", labels=["camera", "reason"])
+        reconnects = CounterMetricFamily("osprey_camera_reconnects",
+                                         "Failed opens or reads that led to a retry",
+                                         labels=["camera"])
+        up = GaugeMetricFamily("osprey_camera_up", "1 while the camera is streaming",
+                               labels=["camera"])
+        slot = GaugeMetricFamily("osprey_capture_queue_depth",
+                                 "Frames waiting for the detector (the slot holds at most 1)",
+                                 labels=["camera"])
+        tracks = GaugeMetricFamily("osprey_active_tracks", "Tracks alive now", labels=["camera"])
+        for name, c in cams.items():
+            frames_in.add_metric([name], c["frames_in"])
+            dropped.add_metric([name, "superseded"], c["dropped_superseded"])
+            dropped.add_metric([name, "stale"], c["dropped_stale"])
+            reconnects.add_metric([name], c["reconnects"])
+            up.add_metric([name], 1.0 if c["state"] == "streaming" else 0.0)
+            slot.add_metric([name], c["queue_depth"])
+            tracks.add_metric([name], c["tracks"])
+        yield from (frames_in, dropped, reconnects, up, slot, tracks)
+        m = snap["mqtt"]
+        yield GaugeMetricFamily("osprey_mqtt_connected", "1 while connected to the broker",
+                                value=1.0 if m["connected"] else 0.0)
+        yield GaugeMetricFamily("osprey_mqtt_queue_depth",
+                                "Messages published but not yet acknowledged by the broker",
+                                value=m["pending"])
+        yield CounterMetricFamily("osprey_mqtt_published", "Messages sent or queued",
+                                  value=m["published"])
+        yield CounterMetricFamily("osprey_mqtt_dropped", "Messages dropped: queue bound reached",
+                                  value=m["dropped"])
+        yield CounterMetricFamily("osprey_mqtt_reconnects", "Connections after the first",
+                                  value=max(0, m["connects"] - 1))
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class MetricsServer:
+    """GET /metrics (Prometheus text) and /healthz (JSON; 200 healthy, 503 not)."""
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry,
+                 health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
+        self._metrics_app = make_wsgi_app(registry)
+        self._health = health
+        self._server = make_server(host, port, self._app, server_class=_ThreadingServer,
+                                   handler_class=_QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics",
+                                        daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _app(self, environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return self._metrics_app(environ, start_response)
+        if path == "/healthz":
+            ok, detail = self._health()
+            body = json.dumps({"ok": ok, **detail}).encode()
+            start_response("200 OK" if ok else "503 Service Unavailable",
+                           [("Content-Type", "application/json")])
+            return [body]
+        if path == "/":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"Osprey edge agent: /metrics, /healthz\n"]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found: try /metrics or /healthz\n"]
