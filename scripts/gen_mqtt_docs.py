@@ -20,12 +20,24 @@ Prefix `osprey` (config `mqtt.topic_prefix`), `{{d}}` the device id, `{{c}}` a c
 |---|---|---|---|
 | `osprey/{{d}}/status` | yes | 1 | text: {STATES}; `offline`: last will; `stopped`: clean exit |
 | `osprey/{{d}}/{{c}}/status` | yes | 1 | JSON `camera_status` below |
-| `osprey/{{d}}/{{c}}/detections` | no | `mqtt.qos` | JSON `detections`, one per frame \
-(MQTT v5 expiry: `mqtt.message_expiry_s`) |
+| `osprey/{{d}}/{{c}}/detections` | no | `mqtt.qos` | JSON `detections`, one per processed \
+frame (MQTT v5 expiry: `mqtt.message_expiry_s`) |
+| `osprey/{{d}}/{{c}}/events` | no | `mqtt.qos` | JSON `events`: `new`, `update`, `end` per track |
+| `osprey/{{d}}/{{c}}/snapshot` | yes | `mqtt.qos` | JPEG: the frame of the latest event \
+(`new`, or an `update` with a better score), its box drawn |
+| `osprey/{{d}}/stats` | no | 0 | JSON `stats` every `stats_interval_s` and at a clean stop |
 
-Topics for events, stats, snapshots, refined answers and offload are added with the pipeline
-and offload parts. Every message published while the broker is away is held (QoS 1, up to
-`mqtt.max_queued_messages`) and sent on reconnect; past that bound it is dropped and counted.
+Topics for refined answers and offload are added with the offload part. Every QoS 1 message
+published while the broker is away is held (up to `mqtt.max_queued_messages`) and sent on
+reconnect; past that bound it is dropped and counted (`stats.mqtt.dropped`, Prometheus
+`osprey_mqtt_dropped_total`). Stats go at QoS 0 and are skipped while offline. After every
+reconnect the agent publishes `online` and each camera's status again, retained, so a broker
+restarted without persistence shows the right state.
+
+Detections: `seq` counts the messages of one camera from 1 with no gaps, so a subscriber sees a
+loss as a gap; `frame` is the source's frame index (frames dropped for freshness are skipped);
+`latency_ms` runs from the frame's capture to its message being built; `track_id` is absent for
+a detection that no track holds (a low score that matched nothing).
 """
 
 

@@ -44,6 +44,19 @@ def test_ci_runs_the_readme_test_command():
     assert command.group(1).strip() in ci
 
 
+def test_readme_run_command_installs_the_demo_and_runs_it():
+    """The README's one-command start: the `demo` extra (embedded broker) and `edge-agent
+    demo` (tests/agent/test_run_cli.py runs the demo itself)."""
+    readme = (REPO / "README.md").read_text()
+    command = re.search(r"<!-- run-command -->\s*```bash\n(.+?)\n```", readme, re.S)
+    assert command, "README.md must hold the run command after <!-- run-command -->"
+    install, run = command.group(1).split(" && ")
+    assert '".[demo]"' in install and run.strip() == "edge-agent demo"
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert "amqtt" in names(extras["demo"])
+
+
 def generator(script: str):
     import importlib.util
 

@@ -40,18 +40,18 @@ def add_run(sub) -> None:
 def add_demo(sub) -> None:
     p = sub.add_parser("demo", help="run the agent on a synthetic camera with the bundled model "
                                     "and an embedded broker when none is reachable")
-    p.add_argument("--source", default=DEMO_SOURCE, help=f"camera URL (default {DEMO_SOURCE})")
+    p.add_argument("--config", type=Path, help="edge config (e.g. configs/demo.yaml); without "
+                                               "mqtt.host the demo's broker is used")
+    p.add_argument("--source", default=None, help=f"camera URL (default {DEMO_SOURCE})")
     p.add_argument("--model", type=Path, help="ONNX model (default: the bundled edge model)")
-    _common(p, mqtt_host_default="127.0.0.1", device_default="demo")
+    _common(p)
     p.set_defaults(func=demo_cmd)
 
 
-def _common(p: argparse.ArgumentParser, mqtt_host_default: str | None = None,
-            device_default: str | None = None) -> None:
-    p.add_argument("--mqtt-host", default=mqtt_host_default,
-                   help="broker host (overrides the config)")
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mqtt-host", default=None, help="broker host (overrides the config)")
     p.add_argument("--mqtt-port", type=int, default=None, help="broker port (default 1883)")
-    p.add_argument("--device", default=device_default, help="device id (overrides the config)")
+    p.add_argument("--device", default=None, help="device id (overrides the config)")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="Prometheus /metrics and /healthz port (default 9108)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
@@ -84,8 +84,14 @@ def run_cmd(args: argparse.Namespace) -> int:
 
 
 def demo_cmd(args: argparse.Namespace) -> int:
-    config = EdgeConfig.model_validate({"device_id": args.device or "demo", "cameras": [
-        {"name": "street", "url": args.source, "loop": True}]})
+    if args.config:
+        config = load_edge_config(args.config)
+        if args.source:
+            config = config.model_copy(update={"cameras": [
+                config.cameras[0].model_copy(update={"url": args.source})]})
+    else:
+        config = EdgeConfig.model_validate({"device_id": "demo", "cameras": [
+            {"name": "street", "url": args.source or DEMO_SOURCE, "loop": True}]})
     config = _override(config, args)
     return run_agent(config, seconds=args.seconds,
                      summary=True if args.summary is None else args.summary, embedded=True)

@@ -96,13 +96,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "cameras": {"type": "object", "additionalProperties": {"$ref": "#/$defs/camera"}},
             "mqtt": {
                 "type": "object",
-                "required": ["connected", "published", "dropped", "pending", "connects",
-                             "disconnects"],
+                "required": ["connected", "published", "dropped", "skipped", "pending",
+                             "connects", "disconnects"],
                 "properties": {
                     "connected": {"type": "boolean"},
                     "published": {"type": "integer", "minimum": 0},
                     "dropped": {"type": "integer", "minimum": 0,
                                 "description": "not queued: the queue bound was reached"},
+                    "skipped": {"type": "integer", "minimum": 0,
+                                "description": "QoS 0 (stats) not sent while offline"},
                     "pending": {"type": "integer", "minimum": 0,
                                 "description": "published, not yet acknowledged"},
                     "connects": {"type": "integer", "minimum": 0},

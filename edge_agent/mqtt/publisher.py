@@ -30,6 +30,8 @@ log = logging.getLogger("osprey.mqtt")
 class PublishStats:
     published: int = 0
     acked: int = 0
+    skipped: int = 0
+    """QoS 0 messages (stats) not sent while the broker was away: by design, not a loss."""
     dropped: int = 0
     connects: int = 0
     disconnects: int = 0
@@ -117,7 +119,7 @@ class Publisher:
     def snapshot(self) -> dict[str, int | bool]:
         s = self.stats
         return {"connected": self.connected.is_set(), "published": s.published,
-                "dropped": s.dropped, "pending": max(0, s.published - s.acked),
+                "dropped": s.dropped, "skipped": s.skipped, "pending": max(0, s.published - s.acked),
                 "connects": s.connects, "disconnects": s.disconnects}
 
     def publish_json(self, topic: str, payload: dict[str, Any], *, qos: int | None = None,
@@ -140,6 +142,9 @@ class Publisher:
         if info.rc == mqtt.MQTT_ERR_SUCCESS or queued:
             self.stats.published += 1
             return info
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:  # QoS 0 is never held: skipped while offline
+            self.stats.skipped += 1
+            return None
         self.stats.dropped += 1
         log.warning("dropped a message on %s: %s", topic, mqtt.error_string(info.rc))
         return None

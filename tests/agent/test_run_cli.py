@@ -1,0 +1,113 @@
+"""`edge-agent run` and `edge-agent demo` as a user runs them: separate processes, a real broker
+(or the embedded one), signals, exit codes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from agent_kit import decoded
+from listener import Listener
+from servers import free_port, wait_until
+
+from edge_agent.mqtt.embedded import broker_reachable
+
+pytestmark = pytest.mark.integration
+
+EDGE = [sys.executable, "-m", "edge_agent"]
+
+
+def test_run_with_a_config_file_over_mqtt_3_1_1(mosquitto, tmp_path):
+    config = tmp_path / "edge.yaml"
+    config.write_text(f"""
+device_id: cli-v311
+cameras:
+  - name: gate
+    url: "synthetic://?seed=31&seconds=3"
+mqtt:
+  host: 127.0.0.1
+  port: {mosquitto.port}
+  protocol: "3.1.1"
+metrics:
+  port: 0
+""")
+    listen = Listener(mosquitto.port, "osprey/cli-v311/#")
+    done = subprocess.run([*EDGE, "run", "--config", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    msgs = listen.wait(lambda ms: any(m.payload == b"stopped" for m in ms), 10)
+    listen.close()
+    dets = decoded(msgs, "osprey/cli-v311/gate/detections", "detections")
+    assert len(dets) >= 45 and [d["seq"] for d in dets] == list(range(1, len(dets) + 1))
+    assert "mosquitto_sub -h 127.0.0.1" in done.stderr
+
+
+def test_run_without_a_broker_address_says_what_to_do():
+    done = subprocess.run([*EDGE, "run", "--source", "synthetic://?seconds=1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "mqtt.host is not set" in done.stderr and "--mqtt-host" in done.stderr
+
+
+def test_run_with_a_missing_model_says_what_to_do(tmp_path):
+    done = subprocess.run([*EDGE, "run", "--source", "synthetic://?seconds=1", "--model",
+                           str(tmp_path / "nope.onnx"), "--mqtt-host", "127.0.0.1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "nope.onnx" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sigterm_is_a_clean_stop(mosquitto):
+    listen = Listener(mosquitto.port, "osprey/cli-term/#")
+    proc = subprocess.Popen([*EDGE, "run", "--source", "synthetic://?seed=32", "--device",
+                             "cli-term", "--mqtt-host", "127.0.0.1", "--mqtt-port",
+                             str(mosquitto.port), "--metrics-port", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        listen.wait(lambda ms: len(decoded(ms, "osprey/cli-term/cam0/detections")) >= 10, 30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()
+    msgs = listen.wait(lambda ms: any(m.payload == b"stopped" for m in ms), 10)
+    listen.close()
+    assert [m.payload for m in msgs if m.topic == "osprey/cli-term/status"][-1] == b"stopped"
+    assert "offline" not in [m.payload.decode() for m in msgs
+                             if m.topic == "osprey/cli-term/status"]
+    states = decoded(msgs, "osprey/cli-term/cam0/status", "camera_status")
+    assert states[-1]["state"] == "down" and states[-1]["reason"] == "stopped"
+
+
+def test_demo_starts_an_embedded_broker_when_none_answers():
+    port = free_port()
+    assert not broker_reachable("127.0.0.1", port)
+    proc = subprocess.Popen([*EDGE, "demo", "--seconds", "8", "--mqtt-port", str(port),
+                             "--metrics-port", "0", "--no-summary"],
+                            stderr=subprocess.PIPE, text=True)
+    got = []
+    try:
+        assert wait_until(lambda: broker_reachable("127.0.0.1", port), 30)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        client.on_connect = lambda c, *a: c.subscribe("osprey/demo/#", qos=1)
+        client.on_message = lambda c, u, m: got.append(m)
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        assert wait_until(lambda: len(decoded(got, "osprey/demo/street/detections")) >= 20,
+                          30)
+        client.loop_stop()
+        client.disconnect()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert f"mosquitto_sub -h 127.0.0.1 -p {port} -t 'osprey/demo/#'" in err
+    assert "embedded broker" in err
+    dets = decoded(got, "osprey/demo/street/detections", "detections")
+    seq = [d["seq"] for d in dets]
+    assert seq == list(range(seq[0], seq[0] + len(seq)))
+    time.sleep(0.5)
+    assert not broker_reachable("127.0.0.1", port), "the embedded broker outlived the demo"
