@@ -22,7 +22,7 @@ import numpy as np
 
 from edge_agent.capture.camera import Backoff, Camera
 from edge_agent.capture.frame import Frame, FrameSource
-from edge_agent.capture.opencv import source_from_config
+from edge_agent.capture.opencv import report_capabilities, source_from_config
 from edge_agent.config.edge import CameraConfig, EdgeConfig
 from edge_agent.detector import Detector
 from edge_agent.events import EventTracker
@@ -125,6 +125,7 @@ class Agent:
     # lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> Agent:
+        report_capabilities([p.cfg for p in self.pipelines])
         for p in self.pipelines:
             p.camera.start()
         self._detect.start()

@@ -4,6 +4,8 @@ messages held while the broker is away."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -103,3 +105,31 @@ def test_a_full_queue_drops_and_counts(tmp_path):
     results = [pub.publish_json("osprey/dev4/x", {"i": i}, qos=1) for i in range(5)]
     assert results == [True, True, True, False, False]
     assert pub.stats.dropped == 2
+
+
+def test_username_and_password_from_the_config(tmp_path, caplog):
+    exe = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    if not os.path.exists(exe):
+        pytest.skip("mosquitto_passwd not installed (it comes with the mosquitto package)")
+    passwords = tmp_path / "passwd"
+    subprocess.run([exe, "-b", "-c", str(passwords), "edge1", "s3cret-pw"], check=True)
+    passwords.chmod(0o600)
+    # As root Mosquitto would switch to its own user, who cannot read pytest's private tmp.
+    as_root = "user root\n" if os.geteuid() == 0 else ""
+    broker = mosquitto_server(tmp_path / "auth", f"allow_anonymous false\n"
+                              f"password_file {passwords}\n{as_root}").start()
+    secret_file = tmp_path / "pw.txt"
+    secret_file.write_text("s3cret-pw\n")
+    try:
+        good = Publisher(MqttConfig(host="127.0.0.1", port=broker.port, username="edge1",
+                                    password_file=secret_file), "auth1").start()
+        assert good.connected.wait(5)
+        good.stop()
+        bad = Publisher(MqttConfig(host="127.0.0.1", port=broker.port, username="edge1",
+                                   password="wrong"), "auth2").start()
+        assert not bad.connected.wait(2)
+        assert "refused the connection" in caplog.text
+        assert "wrong" not in caplog.text and "s3cret-pw" not in caplog.text
+        bad.stop()
+    finally:
+        broker.stop()

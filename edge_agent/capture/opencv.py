@@ -101,6 +101,19 @@ def opencv_has_gstreamer() -> bool:
     return gstreamer_in_build_info(cv2.getBuildInformation())
 
 
+def report_capabilities(cameras: list[CameraConfig]) -> bool:
+    """Log whether this OpenCV has GStreamer, and an error for each gst:// camera it cannot
+    open. Returns whether GStreamer is there."""
+    has = opencv_has_gstreamer()
+    log.info("OpenCV %s: GStreamer %s", cv2.__version__, "yes" if has else "no")
+    for cam in cameras:
+        if cam.url.startswith("gst://") and not has:
+            log.error("camera %s: a GStreamer pipeline needs an OpenCV built with GStreamer and "
+                      "this one is not (pip wheels never are); on a Jetson use JetPack's "
+                      "python3-opencv (see README, 'On a Jetson')", cam.name)
+    return has
+
+
 def open_source(name: str, url: str, *, realtime: bool = True, loop: bool = False,
                 open_timeout_s: float = 10.0, read_timeout_s: float = 5.0) -> FrameSource:
     """A FrameSource for any camera URL the config accepts. With `realtime` a file plays at

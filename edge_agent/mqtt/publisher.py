@@ -119,7 +119,8 @@ class Publisher:
     def snapshot(self) -> dict[str, int | bool]:
         s = self.stats
         return {"connected": self.connected.is_set(), "published": s.published,
-                "dropped": s.dropped, "skipped": s.skipped, "pending": max(0, s.published - s.acked),
+                "dropped": s.dropped, "skipped": s.skipped,
+                "pending": max(0, s.published - s.acked),
                 "connects": s.connects, "disconnects": s.disconnects}
 
     def publish_json(self, topic: str, payload: dict[str, Any], *, qos: int | None = None,

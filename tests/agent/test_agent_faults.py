@@ -3,6 +3,7 @@ back, a camera never answers. The agent keeps going through each."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 
@@ -138,7 +139,8 @@ def test_a_camera_that_never_answers_does_not_stop_the_others(mosquitto):
     silent.listen(16)  # accepts TCP connections into the backlog, never answers
     port = silent.getsockname()[1]
     agent, publisher, cfg = make_agent(mosquitto.port, [
-        {"name": "dead", "url": f"http://127.0.0.1:{port}/video", "open_timeout_s": 1,
+        {"name": "dead", "url": f"http://viewer:hunter2@127.0.0.1:{port}/video",
+         "open_timeout_s": 1,
          "read_timeout_s": 1, "reconnect": {"initial_s": 0.2, "max_s": 0.5}},
         {"name": "alive", "url": "synthetic://?seed=23&seconds=4"}])
     base = f"osprey/{cfg.device_id}"
@@ -160,3 +162,24 @@ def test_a_camera_that_never_answers_does_not_stop_the_others(mosquitto):
     assert dead and set(dead) <= {"reconnecting", "down"} and dead[0] == "reconnecting"
     assert agent.pipelines[0].camera.stats.reconnects >= 2
     assert agent.pipelines[0].processed == 0
+    assert not any(b"hunter2" in m.payload for m in msgs), "a camera password was published"
+
+
+def test_a_gstreamer_camera_without_gstreamer_is_explained(mosquitto, caplog):
+    from edge_agent.capture.opencv import opencv_has_gstreamer
+
+    if opencv_has_gstreamer():
+        pytest.skip("this OpenCV has GStreamer; the message is for those without")
+    caplog.set_level(logging.INFO, logger="osprey")
+    agent, publisher, _ = make_agent(mosquitto.port, [
+        {"name": "csi", "url": "gst://nvarguscamerasrc ! nvvidconv ! appsink",
+         "reconnect": {"initial_s": 0.2, "max_s": 0.5}},
+        {"name": "ok", "url": "synthetic://?seed=24&seconds=1"}])
+    agent.start()
+    assert wait_until(lambda: agent.pipelines[1].camera.state == "down", 20)
+    assert agent.pipelines[0].camera.state == "reconnecting"
+    agent.stop()
+    publisher.stop()
+    assert "OpenCV" in caplog.text and "GStreamer no" in caplog.text
+    assert "camera csi: a GStreamer pipeline needs an OpenCV built with GStreamer" in caplog.text
+    assert agent.pipelines[1].processed > 0
