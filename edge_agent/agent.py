@@ -1,7 +1,9 @@
 """The edge agent: cameras -> shared detector -> tracker -> sliding window -> MQTT.
 
 Threads: one capture thread per camera (edge_agent.capture.camera), one detection thread that
-serves every camera in turn with the one detector, and one stats thread. The detection thread
+serves every camera in turn with the one detector, one publishing thread (JSON, JPEG snapshots
+and the MQTT client's socket work run there, overlapping the next inference), and one stats
+thread. The detection thread
 takes each camera's freshest frame (never one older than its `max_frame_age_ms`), at most
 `detect_fps` per camera, so a camera faster than the model costs dropped frames, counted, and
 never a growing latency. Detections are published at once; window summaries go to listeners
@@ -11,6 +13,7 @@ never a growing latency. Detections are published at once; window summaries go t
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -25,7 +28,8 @@ from edge_agent.capture.frame import Frame, FrameSource
 from edge_agent.capture.opencv import report_capabilities, source_from_config
 from edge_agent.config.edge import CameraConfig, EdgeConfig
 from edge_agent.detector import Detector
-from edge_agent.events import EventTracker
+from edge_agent.detector.detections import Detections
+from edge_agent.events import EventOutput, EventTracker
 from edge_agent.metrics import AgentMetrics
 from edge_agent.mqtt.payloads import SCHEMA_VERSION, camera_status_payload, detections_payload
 from edge_agent.mqtt.publisher import Publisher
@@ -36,6 +40,21 @@ log = logging.getLogger("osprey.agent")
 
 HEARTBEAT_STALE_S = 10.0
 """/healthz fails when the detection loop has not gone round for this long."""
+
+OUTBOX_SIZE = 256
+"""Frames' results waiting for the publishing thread; when full, the detection thread waits up
+to OUTBOX_WAIT_S and then drops that frame's messages (counted)."""
+OUTBOX_WAIT_S = 1.0
+
+
+@dataclass
+class _Result:
+    """One processed frame's messages (frame None: only events, at stop)."""
+
+    pipe: CameraPipeline
+    frame: Frame | None
+    detections: Detections | None
+    events: list[EventOutput]
 
 
 @dataclass
@@ -70,6 +89,7 @@ class CameraPipeline:
         self.processed = 0
         self.errors = 0
         self.windows = 0
+        self.unpublished = 0
         self.last_latency_ms: float | None = None
         self.last_infer_ms: float | None = None
         self.latencies: deque[float] = deque(maxlen=4096)
@@ -118,6 +138,9 @@ class Agent:
         self.started_at = time.monotonic()
         self.heartbeat = time.monotonic()
         self._detect = threading.Thread(target=self._loop, name="detect", daemon=True)
+        self._outbox: queue.Queue[_Result | None] = queue.Queue(OUTBOX_SIZE)
+        self._publisher_thread = threading.Thread(target=self._publish_loop, name="publish",
+                                                  daemon=True)
         self._stats = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
         self._camera_states: dict[str, dict[str, Any]] = {}
         publisher.on_connected.append(self._republish_status)
@@ -128,6 +151,7 @@ class Agent:
         report_capabilities([p.cfg for p in self.pipelines])
         for p in self.pipelines:
             p.camera.start()
+        self._publisher_thread.start()
         self._detect.start()
         self._stats.start()
         return self
@@ -147,7 +171,9 @@ class Agent:
         self._detect.join(10)
         for p in self.pipelines:
             for out in p.events.close_all():
-                self._publish_event(p, out)
+                self._outbox.put(_Result(p, None, None, [out]))
+        self._outbox.put(None)
+        self._publisher_thread.join(10)
         self._stats.join(2)
         self.publish_stats()
 
@@ -196,16 +222,15 @@ class Agent:
             return
         infer_ms = self.detector.timings.total
         upd = p.tracker.update(dets, frame.index)
-        p.seq += 1
         p.processed += 1
-        latency_ms = (time.monotonic() - frame.captured) * 1000.0
-        payload = detections_payload(self.config.device_id, p.name, p.seq, frame.index,
-                                     frame.wall_time, latency_ms, self.model_id, frame.width,
-                                     frame.height, upd.all)
-        self.publisher.publish_json(self.topics.camera(p.name, "detections"), payload,
-                                    expiry_s=self.config.mqtt.message_expiry_s)
-        for out in p.events.update(upd, frame):
-            self._publish_event(p, out)
+        p.last_infer_ms = infer_ms
+        events = p.events.update(upd, frame)
+        try:
+            self._outbox.put(_Result(p, frame, upd.all, events), timeout=OUTBOX_WAIT_S)
+        except queue.Full:
+            p.unpublished += 1
+            log.error("camera %s: publishing is stuck; frame %d's results dropped", p.name,
+                      frame.index)
         summary = p.window.push(frame, upd.all)
         if summary is not None:
             p.windows += 1
@@ -215,20 +240,49 @@ class Agent:
                     listener(summary)
                 except Exception:
                     log.exception("camera %s: window listener failed", p.name)
-        p.last_latency_ms, p.last_infer_ms = latency_ms, infer_ms
         with p.samples_lock:
-            p.latencies.append(latency_ms)
             p.infer_ms.append(infer_ms)
         self.metrics.processed.labels(p.name).inc()
         self.metrics.inference.labels(p.name).observe(infer_ms / 1000.0)
+
+    # the publishing thread ---------------------------------------------------------------
+
+    def _publish_loop(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            try:
+                self._publish_result(item)
+            except Exception:  # a bug here must not silence the agent for good
+                log.exception("publishing failed")
+
+    def _publish_result(self, r: _Result) -> None:
+        p, frame = r.pipe, r.frame
+        if frame is None or r.detections is None:
+            for out in r.events:
+                self._publish_event(p, out)
+            return
+        p.seq += 1
+        latency_ms = (time.monotonic() - frame.captured) * 1000.0
+        payload = detections_payload(self.config.device_id, p.name, p.seq, frame.index,
+                                     frame.wall_time, latency_ms, self.model_id, frame.width,
+                                     frame.height, r.detections)
+        self.publisher.publish_json(self.topics.camera(p.name, "detections"), payload,
+                                    expiry_s=self.config.mqtt.message_expiry_s)
+        for out in r.events:
+            self._publish_event(p, out)
+        p.last_latency_ms = latency_ms
+        with p.samples_lock:
+            p.latencies.append(latency_ms)
         self.metrics.latency.labels(p.name).observe(latency_ms / 1000.0)
 
-    def _publish_event(self, p: CameraPipeline, out) -> None:
+    def _publish_event(self, p: CameraPipeline, out: EventOutput) -> None:
         self.publisher.publish_json(self.topics.camera(p.name, "events"), out.payload)
         self.metrics.events.labels(p.name, out.payload["type"]).inc()
         if out.snapshot is not None:
-            self.publisher.publish_raw(self.topics.camera(p.name, "snapshot"), out.snapshot,
-                                       retain=True)
+            self.publisher.publish_raw(self.topics.camera(p.name, "snapshot"),
+                                       out.snapshot.jpeg(), retain=True)
 
     def _camera_status(self, name: str, state: str, reason: str | None) -> None:
         payload = camera_status_payload(state, reason)
@@ -274,7 +328,8 @@ class Agent:
                 "inference_ms": round(float(inf.mean()), 2) if inf.size else None,
                 "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
                 "latency_ms_p95": round(float(np.percentile(lat, 95)), 2) if lat.size else None,
-                "tracks": len(p.tracker.tracks), "windows": p.windows, "errors": p.errors,
+                "tracks": len(p.tracker.tracks), "windows": p.windows,
+                "errors": p.errors + p.unpublished,
             }
             p.interval = _Interval(now, s.frames_in, p.processed, dropped)
         return {"v": SCHEMA_VERSION, "device": self.config.device_id,
@@ -306,7 +361,8 @@ class Agent:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         age = time.monotonic() - self.heartbeat
-        loop_ok = self._detect.is_alive() and age < HEARTBEAT_STALE_S
+        loop_ok = (self._detect.is_alive() and self._publisher_thread.is_alive()
+                   and age < HEARTBEAT_STALE_S)
         return loop_ok, {
             "detection_loop": "running" if loop_ok else (
                 "stopped" if not self._detect.is_alive() else f"stalled for {age:.0f}s"),

@@ -42,10 +42,24 @@ class OpenEvent:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """What a snapshot is drawn from; encoded by `jpeg()` (off the detection thread)."""
+
+    image: np.ndarray
+    box: np.ndarray
+    text: str
+    max_side: int
+    quality: int
+
+    def jpeg(self) -> bytes:
+        return snapshot_jpeg(self.image, self.box, self.text, self.max_side, self.quality)
+
+
+@dataclass(frozen=True)
 class EventOutput:
     payload: dict[str, Any]
-    snapshot: bytes | None = None
-    """JPEG for the camera's retained snapshot topic, when this event made a new one."""
+    snapshot: Snapshot | None = None
+    """For the camera's retained snapshot topic, when this event made a new one."""
 
 
 @dataclass
@@ -114,10 +128,10 @@ class EventTracker:
 
     def _emit(self, kind: str, ev: OpenEvent, frame: Frame | None, now: float,
               end_time: float | None = None) -> EventOutput:
-        jpeg = None
+        snap = None
         if frame is not None and self.config.snapshots:
-            jpeg = snapshot_jpeg(frame.image, ev.box, f"{ev.label} {ev.score:.2f}",
-                                 self.config.snapshot_max_side, self.config.snapshot_quality)
+            snap = Snapshot(frame.image, ev.box.copy(), f"{ev.label} {ev.score:.2f}",
+                            self.config.snapshot_max_side, self.config.snapshot_quality)
             ev.snapshot = True
             self.counts.snapshots += 1
         if kind != "end":
@@ -133,7 +147,7 @@ class EventTracker:
             "end_time": None if end_time is None else round(end_time, 3),
             "snapshot": ev.snapshot, "verified": ev.verified,
         }
-        return EventOutput(payload, jpeg)
+        return EventOutput(payload, snap)
 
 
 def snapshot_jpeg(image: np.ndarray, box: np.ndarray, text: str, max_side: int,

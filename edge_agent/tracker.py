@@ -101,7 +101,10 @@ class Tracker:
                frame: int) -> list[tuple[int, int]]:
         if not tracks or not len(cand):
             return []
-        predicted = np.stack([t.predicted(frame) for t in tracks])
+        boxes = np.stack([t.box for t in tracks])
+        moved = np.stack([t.velocity for t in tracks]) * np.array(
+            [frame - t.last_frame for t in tracks], np.float32)[:, None]
+        predicted = boxes + np.concatenate([moved, moved], axis=1)
         iou = iou_matrix(_buffered(predicted, self.buffer), _buffered(dets.xyxy[cand],
                                                                       self.buffer))
         same = np.array([t.class_id for t in tracks])[:, None] == dets.class_id[cand][None, :]

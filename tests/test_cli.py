@@ -27,7 +27,7 @@ def test_cloud_help():
         assert f"    {name} " in done.stdout, name
 
 
-@pytest.mark.parametrize("name", ["bench", "doctor"])
+@pytest.mark.parametrize("name", ["doctor"])
 def test_unbuilt_subcommands_say_not_yet_available(name, capsys):
     assert edge_main([name]) == 3
     assert "not yet available" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from edge_agent.cli.bench import add_bench
 from edge_agent.cli.common import add_global_options, add_validate_config, not_yet, run_main
 from edge_agent.cli.detect import add_detect
 from edge_agent.cli.engine import add_build_engine
@@ -14,7 +15,6 @@ from edge_agent.cli.sim import add_sim
 from edge_agent.config import load_edge_config
 
 _LATER = {
-    "bench": "measure inference and pipeline speed",
     "doctor": "check this machine, the model, the broker and the cameras",
 }
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sim(sub)
     add_quantize(sub)
     add_build_engine(sub)
-    later["bench"] = sub.add_parser("bench", help=_LATER["bench"])
+    add_bench(sub)
     add_validate_config(sub, load_edge_config)
     later["doctor"] = sub.add_parser("doctor", help=_LATER["doctor"])
     for name, p in later.items():

@@ -61,17 +61,18 @@ class Preprocess:
                                                         interpolation=cv2.INTER_LINEAR)
             t = Transform(nw / w, nh / h, float(px), float(py), (tw, th))
         if self.rgb:
-            canvas = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
-        if self.dtype == np.uint8:
-            x = canvas
-        else:
-            x = canvas.astype(np.float32)
-            if self.scale != 1.0:
-                x *= self.scale
-            if any(self.mean) or any(s != 1.0 for s in self.std):
-                x -= np.asarray(self.mean, np.float32)
-                x /= np.asarray(self.std, np.float32)
-            x = x.astype(self.dtype, copy=False)
+            canvas = canvas[:, :, ::-1]  # a view; the copy below reorders the channels
         if self.layout == "NCHW":
-            x = x.transpose(2, 0, 1)
-        return np.ascontiguousarray(x[None]), t
+            canvas = canvas.transpose(2, 0, 1)
+        if self.dtype == np.uint8:
+            return np.ascontiguousarray(canvas[None]), t
+        # One pass: x * scale, minus mean, over std, folded into x * a + b per channel.
+        std = np.asarray(self.std, np.float32)
+        a = np.float32(self.scale) / std
+        b = -np.asarray(self.mean, np.float32) / std
+        shape = (3, 1, 1) if self.layout == "NCHW" else (3,)
+        x = np.empty((1, *canvas.shape), np.float32)
+        np.multiply(canvas, a.reshape(shape), out=x[0])
+        if b.any():
+            x[0] += b.reshape(shape)
+        return (x if self.dtype == np.float32 else x.astype(self.dtype)), t

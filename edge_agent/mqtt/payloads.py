@@ -141,7 +141,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "latency_ms_p95": {"type": ["number", "null"]},
                     "tracks": {"type": "integer", "minimum": 0, "description": "active now"},
                     "windows": {"type": "integer", "minimum": 0},
-                    "errors": {"type": "integer", "minimum": 0},
+                    "errors": {"type": "integer", "minimum": 0,
+                               "description": "frames the detector failed on, or whose "
+                                              "results could not be published"},
                 },
                 "additionalProperties": False,
             },

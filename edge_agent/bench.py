@@ -1,0 +1,274 @@
+"""`edge-agent bench pipeline`: the whole agent against pure inference, side by side in one run.
+
+- **pure**: `session.run` (the backend alone) on prepared tensors of the same frames: the
+  ceiling.
+- **saturated**: a camera faster than the model (frames from memory at twice the pure rate, so
+  the source itself costs next to nothing) through the whole agent: capture thread, detector
+  (preprocess, infer, decode, NMS), tracker, window, events, MQTT to a real broker.
+  `fps_ratio` = its processed frames/s over pure frames/s.
+- **real time**: a 30 fps camera (one, then two): what a deployment sees. Capture-to-publish
+  latency p50/p99 minus the mean pure inference time is the pipeline's overhead.
+- **age**: in the saturated run, the latency at the start and at the end (a queue would grow).
+- **memory** (optional, `--memory-minutes`): resident memory of a real-time run sampled every
+  few seconds, first minute against the last.
+
+The broker is a Mosquitto started on a free port when its binary is installed, otherwise the
+embedded one (MQTT 3.1.1).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+
+from edge_agent.agent import Agent
+from edge_agent.capture.frame import Frame
+from edge_agent.config.edge import EdgeConfig
+from edge_agent.detector import Detector
+from edge_agent.mqtt.embedded import EmbeddedBroker, broker_reachable
+from edge_agent.mqtt.publisher import Publisher
+from edge_agent.sim import SyntheticWorld, WorldOptions
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BenchBroker:
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self._proc: subprocess.Popen | None = None
+        self._embedded: EmbeddedBroker | None = None
+        exe = shutil.which("mosquitto") or next(
+            (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+             if Path(p).exists()), None)
+        if exe:
+            self.kind, self.protocol = "mosquitto", "5"
+            self._tmp = tempfile.TemporaryDirectory()
+            conf = Path(self._tmp.name) / "mosquitto.conf"
+            conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                            "persistence false\n")
+            self._proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+        else:
+            self.kind, self.protocol = "embedded", "3.1.1"
+            self._embedded = EmbeddedBroker("127.0.0.1", self.port).start()
+        end = time.monotonic() + 10
+        while not broker_reachable("127.0.0.1", self.port, 0.2):
+            if time.monotonic() > end:
+                raise RuntimeError(f"the benchmark's {self.kind} broker did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._proc:
+            self._proc.terminate()
+            self._proc.wait(5)
+        if self._embedded:
+            self._embedded.stop()
+
+
+class MemorySource:
+    """Frames from memory at a fixed rate: a camera that costs (almost) no CPU."""
+
+    def __init__(self, name: str, images: list[np.ndarray], fps: float) -> None:
+        self.name, self.images, self.period = name, images, 1.0 / fps
+        self._i = 0
+        self._t0: float | None = None
+
+    def read(self) -> Frame | None:
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        due = self._t0 + self._i * self.period
+        if due > now:
+            time.sleep(due - now)
+        frame = Frame(self.name, self._i, time.monotonic(), time.time(),
+                      self.images[self._i % len(self.images)])
+        self._i += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+class _Latencies:
+    """Subscriber that records (arrival, latency_ms) of every detections message."""
+
+    def __init__(self, port: int, device: str, protocol: str) -> None:
+        self.values: list[tuple[float, float]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
+        ready = threading.Event()
+        self.client.on_connect = lambda c, *a: c.subscribe(f"osprey/{device}/+/detections")
+        self.client.on_subscribe = lambda *a: ready.set()
+        self.client.on_message = self._on
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not ready.wait(5):
+            raise RuntimeError("benchmark subscriber could not subscribe")
+
+    def _on(self, client, userdata, msg) -> None:
+        with self._lock:
+            self.values.append((time.monotonic(), json.loads(msg.payload)["latency_ms"]))
+
+    def between(self, t0: float, t1: float) -> list[float]:
+        with self._lock:
+            return [v for t, v in self.values if t0 <= t <= t1]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _frames(n: int = 120) -> list[np.ndarray]:
+    world = SyntheticWorld(WorldOptions.from_preset("normal", seed=4242))
+    return [world.render(i)[0].image for i in range(0, 3 * n, 3)]
+
+
+def pure_inference(detector: Detector, images: list[np.ndarray], seconds: float) -> float:
+    """Frames/s of the backend alone (session.run) on prepared tensors of `images`."""
+    feeds = [detector.adapter.prepare(img)[0] for img in images]
+    for f in feeds[:5]:
+        detector.backend.run(f)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        detector.backend.run(feeds[n % len(feeds)])
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * (4096 / 2**20)
+    except OSError:  # not Linux: peak RSS is the best there is
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_agent(detector: Detector, broker: BenchBroker, openers: dict[str, Callable],
+              seconds: float, device: str, warmup: float = 1.5,
+              sample: Callable[[], None] | None = None) -> dict[str, Any]:
+    config = EdgeConfig.model_validate({
+        "device_id": device, "stats_interval_s": 3600,
+        "cameras": [{"name": n, "url": "synthetic://", "max_frame_age_ms": 1000}
+                    for n in openers],
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": broker.protocol}})
+    publisher = Publisher(config.mqtt, device).start()
+    if not publisher.connected.wait(5):
+        raise RuntimeError("the agent could not connect to the benchmark broker")
+    lat = _Latencies(broker.port, device, broker.protocol)
+    agent = Agent(config, detector, publisher, model_id="bench", openers=openers).start()
+    try:
+        time.sleep(warmup)
+        before = {p.name: (p.processed, p.camera.stats.frames_in) for p in agent.pipelines}
+        t0 = time.monotonic()
+        end = t0 + seconds
+        while (now := time.monotonic()) < end:
+            time.sleep(min(1.0, end - now))
+            if sample:
+                sample()
+        t1 = time.monotonic()
+        after = {p.name: (p.processed, p.camera.stats.frames_in) for p in agent.pipelines}
+        time.sleep(0.3)  # let the last messages arrive
+    finally:
+        agent.stop()
+        publisher.stop()
+        lat.close()
+    span = t1 - t0
+    values = lat.between(t0, t1)
+    arr = np.array(values or [0.0])
+    third = max(1, len(values) // 3)
+    return {
+        "fps_in": sum(after[k][1] - before[k][1] for k in after) / span,
+        "fps": sum(after[k][0] - before[k][0] for k in after) / span,
+        "latency_p50_ms": float(np.percentile(arr, 50)),
+        "latency_p99_ms": float(np.percentile(arr, 99)),
+        "latency_first_third_p50_ms": float(np.median(arr[:third])),
+        "latency_last_third_p50_ms": float(np.median(arr[-third:])),
+        "messages": len(values),
+    }
+
+
+def bench_pipeline(detector: Detector, seconds: float = 20.0, memory_minutes: float = 0.0,
+                   progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    images = _frames()
+    broker = BenchBroker()
+    try:
+        progress("pure inference")
+        pure_fps = pure_inference(detector, images, seconds)
+        pure_ms = 1000.0 / pure_fps
+        fast = 2 * pure_fps
+        progress(f"saturated: a camera at {fast:.0f} fps")
+        saturated = run_agent(detector, broker, {
+            "fast": lambda: MemorySource("fast", images, fast)}, seconds, "bench-sat")
+        progress("real time: one camera at 30 fps")
+        one = run_agent(detector, broker, {
+            "cam": lambda: MemorySource("cam", images, 30.0)}, seconds, "bench-rt1")
+        progress("real time: two cameras at 30 fps")
+        two = run_agent(detector, broker, {
+            n: (lambda n=n: MemorySource(n, images, 30.0)) for n in ("cam1", "cam2")},
+            seconds, "bench-rt2")
+        memory = None
+        if memory_minutes > 0:
+            progress(f"memory: {memory_minutes:g} minutes at 30 fps")
+            samples: list[tuple[float, float]] = []
+            t_start = time.monotonic()
+            run_agent(detector, broker, {"mem": lambda: MemorySource("mem", images, 30.0)},
+                      memory_minutes * 60, "bench-mem",
+                      sample=lambda: samples.append((time.monotonic() - t_start, _rss_mb())))
+            first = [r for t, r in samples if t <= 60 + 1.5] or [samples[0][1]]
+            last = [r for t, r in samples if t >= samples[-1][0] - 60]
+            memory = {"minutes": memory_minutes, "rss_first_minute_mb": statistics.mean(first),
+                      "rss_last_minute_mb": statistics.mean(last),
+                      "growth_pct": 100 * (statistics.mean(last) / statistics.mean(first) - 1),
+                      "rss_max_mb": max(r for _, r in samples)}
+    finally:
+        broker.stop()
+    return {
+        "fps_ratio": saturated["fps"] / pure_fps,
+        "latency_overhead_p50_ms": one["latency_p50_ms"] - pure_ms,
+        "latency_overhead_p99_ms": one["latency_p99_ms"] - pure_ms,
+        "pure_fps": pure_fps, "pure_ms": pure_ms,
+        "broker": broker.kind, "protocol": broker.protocol, "seconds": seconds,
+        "saturated": saturated, "realtime_1": one, "realtime_2": two, "memory": memory,
+    }
+
+
+def markdown(r: dict[str, Any]) -> str:
+    rows = [("saturated (camera at 2x pure)", r["saturated"]),
+            ("real time, 1 camera at 30 fps", r["realtime_1"]),
+            ("real time, 2 cameras at 30 fps", r["realtime_2"])]
+    out = [f"pure session.run: {r['pure_fps']:.1f} fps ({r['pure_ms']:.2f} ms); broker "
+           f"{r['broker']} (MQTT {r['protocol']}); {r['seconds']:g} s per row", "",
+           f"fps_ratio {r['fps_ratio']:.3f}; latency overhead p50 "
+           f"{r['latency_overhead_p50_ms']:.1f} ms, p99 {r['latency_overhead_p99_ms']:.1f} ms",
+           "", "| run | fps in | fps processed | / pure | latency p50 | p99 | p50 first third "
+           "| p50 last third |", "|---|---|---|---|---|---|---|---|"]
+    for name, x in rows:
+        out.append(f"| {name} | {x['fps_in']:.1f} | {x['fps']:.1f} | "
+                   f"{x['fps'] / r['pure_fps']:.2f} | {x['latency_p50_ms']:.1f} ms | "
+                   f"{x['latency_p99_ms']:.1f} ms | {x['latency_first_third_p50_ms']:.1f} ms | "
+                   f"{x['latency_last_third_p50_ms']:.1f} ms |")
+    if r["memory"]:
+        m = r["memory"]
+        out += ["", f"memory over {m['minutes']:g} min at 30 fps: RSS first minute "
+                f"{m['rss_first_minute_mb']:.1f} MB, last minute {m['rss_last_minute_mb']:.1f} "
+                f"MB ({m['growth_pct']:+.2f}%), max {m['rss_max_mb']:.1f} MB"]
+    return "\n".join(out)
