@@ -13,25 +13,23 @@
   few seconds, first minute against the last.
 
 The broker is a Mosquitto started on a free port when its binary is installed, otherwise the
-embedded one (MQTT 3.1.1).
+embedded one (MQTT 3.1.1). Latency is capture to publish (the message handed to the MQTT
+client), as the agent records it; no subscriber runs in the measured process.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import paho.mqtt.client as mqtt
 
 from edge_agent.agent import Agent
 from edge_agent.capture.frame import Frame
@@ -105,36 +103,6 @@ class MemorySource:
         pass
 
 
-class _Latencies:
-    """Subscriber that records (arrival, latency_ms) of every detections message."""
-
-    def __init__(self, port: int, device: str, protocol: str) -> None:
-        self.values: list[tuple[float, float]] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
-        ready = threading.Event()
-        self.client.on_connect = lambda c, *a: c.subscribe(f"osprey/{device}/+/detections")
-        self.client.on_subscribe = lambda *a: ready.set()
-        self.client.on_message = self._on
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        if not ready.wait(5):
-            raise RuntimeError("benchmark subscriber could not subscribe")
-
-    def _on(self, client, userdata, msg) -> None:
-        with self._lock:
-            self.values.append((time.monotonic(), json.loads(msg.payload)["latency_ms"]))
-
-    def between(self, t0: float, t1: float) -> list[float]:
-        with self._lock:
-            return [v for t, v in self.values if t0 <= t <= t1]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 def _frames(n: int = 120) -> list[np.ndarray]:
     world = SyntheticWorld(WorldOptions.from_preset("normal", seed=4242))
     return [world.render(i)[0].image for i in range(0, 3 * n, 3)]
@@ -173,10 +141,12 @@ def run_agent(detector: Detector, broker: BenchBroker, openers: dict[str, Callab
     publisher = Publisher(config.mqtt, device).start()
     if not publisher.connected.wait(5):
         raise RuntimeError("the agent could not connect to the benchmark broker")
-    lat = _Latencies(broker.port, device, broker.protocol)
     agent = Agent(config, detector, publisher, model_id="bench", openers=openers).start()
     try:
         time.sleep(warmup)
+        for p in agent.pipelines:
+            with p.samples_lock:
+                p.latencies.clear()
         before = {p.name: (p.processed, p.camera.stats.frames_in) for p in agent.pipelines}
         t0 = time.monotonic()
         end = t0 + seconds
@@ -186,22 +156,25 @@ def run_agent(detector: Detector, broker: BenchBroker, openers: dict[str, Callab
                 sample()
         t1 = time.monotonic()
         after = {p.name: (p.processed, p.camera.stats.frames_in) for p in agent.pipelines}
-        time.sleep(0.3)  # let the last messages arrive
+        per_camera: list[list[float]] = []
+        for p in agent.pipelines:  # capture to publish, as each message went to the client
+            with p.samples_lock:
+                per_camera.append(list(p.latencies))
     finally:
         agent.stop()
         publisher.stop()
-        lat.close()
     span = t1 - t0
-    values = lat.between(t0, t1)
+    values = [v for cam in per_camera for v in cam]
     arr = np.array(values or [0.0])
-    third = max(1, len(values) // 3)
+    firsts = [float(np.median(c[:max(1, len(c) // 3)])) for c in per_camera if c] or [0.0]
+    lasts = [float(np.median(c[-max(1, len(c) // 3):])) for c in per_camera if c] or [0.0]
     return {
         "fps_in": sum(after[k][1] - before[k][1] for k in after) / span,
         "fps": sum(after[k][0] - before[k][0] for k in after) / span,
         "latency_p50_ms": float(np.percentile(arr, 50)),
         "latency_p99_ms": float(np.percentile(arr, 99)),
-        "latency_first_third_p50_ms": float(np.median(arr[:third])),
-        "latency_last_third_p50_ms": float(np.median(arr[-third:])),
+        "latency_first_third_p50_ms": float(np.mean(firsts)),
+        "latency_last_third_p50_ms": float(np.mean(lasts)),
         "messages": len(values),
     }
 
