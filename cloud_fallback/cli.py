@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
 
 from cloud_fallback.config import load_cloud_config
-from edge_agent.cli.common import add_global_options, add_validate_config, not_yet, run_main
+from edge_agent.cli.common import (
+    EXIT_OK,
+    add_global_options,
+    add_validate_config,
+    not_yet,
+    run_main,
+)
+
+log = logging.getLogger("osprey.cloud")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,12 +27,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_global_options(parser)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    sub.add_parser("run", help="serve offload requests from a shared subscription").set_defaults(
-        func=not_yet("cloud-fallback run"))
+    run = sub.add_parser("run", help="serve offload requests from a shared subscription")
+    run.add_argument("--config", type=Path, required=True, help="cloud config file (YAML)")
+    run.add_argument("--worker-id", default=None, help="overrides worker_id")
+    run.add_argument("--mqtt-host", default=None, help="overrides mqtt.host")
+    run.add_argument("--mqtt-port", type=int, default=None, help="overrides mqtt.port")
+    run.add_argument("--redis-url", default=None, help="overrides cache.redis_url")
+    run.add_argument("--metrics-port", type=int, default=None, help="overrides metrics.port")
+    run.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    run.set_defaults(func=run_worker)
     add_validate_config(sub, load_cloud_config)
     sub.add_parser("doctor", help="check the model, the broker and Redis").set_defaults(
         func=not_yet("cloud-fallback doctor"))
     return parser
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from cloud_fallback.config import CloudConfig
+    from cloud_fallback.worker import Worker
+    from edge_agent.metrics import MetricsServer
+
+    config = load_cloud_config(args.config)
+    data = config.model_dump()
+    for value, path in ((args.worker_id, ("worker_id",)), (args.mqtt_host, ("mqtt", "host")),
+                        (args.mqtt_port, ("mqtt", "port")),
+                        (args.redis_url, ("cache", "redis_url")),
+                        (args.metrics_port, ("metrics", "port"))):
+        if value is not None:
+            target = data
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+    config = CloudConfig.model_validate(data)
+    worker = Worker(config).start()
+    server = None
+    if config.metrics.enabled:
+        try:
+            server = MetricsServer(config.metrics.host, config.metrics.port,
+                                   worker.metrics.registry, worker.health).start()
+        except OSError as exc:
+            log.warning("metrics server not started on port %d (%s)", config.metrics.port,
+                        exc)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, lambda *_: stop.set())
+    log.info("worker %s: model %s; cache %s", config.worker_id, worker.model_id,
+             "memory + redis" if config.cache.redis_url else "memory")
+    stop.wait(args.seconds)
+    worker.stop()
+    if server:
+        server.stop()
+    log.info("worker %s stopped: %s", config.worker_id, dict(worker.stats))
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,8 @@ CLOUD_ENV_PREFIX = "OSPREY_CLOUD"
 class BatchConfig(Strict):
     max_batch: int = Field(8, ge=1, le=256, description="Keyframes run together at most.")
     max_wait_ms: int = Field(20, ge=0, le=5000, description="Wait this long to fill a batch.")
+    max_queue: int = Field(256, ge=1, le=100_000,
+                           description="Requests waiting at most; more get a `busy` answer.")
 
 
 class CloudCacheConfig(Strict):
@@ -50,9 +52,14 @@ class LimitsConfig(Strict):
 
 
 class CloudModelConfig(Strict):
-    detector: DetectorModelConfig = Field(default_factory=DetectorModelConfig)
+    detector: DetectorModelConfig = Field(
+        default_factory=lambda: DetectorModelConfig(score_threshold=0.1),
+        description="The cloud detector; path None: the bundled one. A low score threshold "
+                    "lets fusion across keyframes rescue weak but consistent detections.")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     fuse_keyframes: bool = Field(True, description="Fuse detections across a window's frames.")
+    min_score: float = Field(0.2, ge=0, le=1, description="Answer detections at least this "
+                                                          "sure after fusion.")
 
 
 class CloudConfig(Strict):
@@ -66,6 +73,8 @@ class CloudConfig(Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     metrics: MetricsConfig = Field(default_factory=lambda: MetricsConfig(port=9109))
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    stats_interval_s: float = Field(10.0, ge=0.5, le=3600,
+                                    description="Period of osprey/cloud/<worker_id>/stats.")
 
     @field_validator("worker_id")
     @classmethod

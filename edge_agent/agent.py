@@ -33,7 +33,9 @@ from edge_agent.events import EventOutput, EventTracker
 from edge_agent.metrics import AgentMetrics
 from edge_agent.mqtt.payloads import SCHEMA_VERSION, camera_status_payload, detections_payload
 from edge_agent.mqtt.publisher import Publisher
-from edge_agent.tracker import Tracker
+from edge_agent.offload.client import Answer
+from edge_agent.offload.manager import OffloadManager, verified_tracks
+from edge_agent.tracker import Tracker, TrackUpdate
 from edge_agent.window import SlidingWindow, WindowSummary
 
 log = logging.getLogger("osprey.agent")
@@ -90,6 +92,8 @@ class CameraPipeline:
         self.errors = 0
         self.windows = 0
         self.unpublished = 0
+        self.overrides: dict[int, int] = {}
+        """Track id -> class id the cloud gave it; applied to every later detection."""
         self.last_latency_ms: float | None = None
         self.last_infer_ms: float | None = None
         self.latencies: deque[float] = deque(maxlen=4096)
@@ -110,6 +114,21 @@ class CameraPipeline:
     def state(self) -> str:
         return self.camera.state or "starting"
 
+    def relabel(self, upd: TrackUpdate) -> TrackUpdate:
+        for t in upd.ended:
+            self.overrides.pop(t.track_id, None)
+
+        def apply(d: Detections) -> Detections:
+            if d.track_id is None or not len(d):
+                return d
+            cls = d.class_id.copy()
+            for i, tid in enumerate(d.track_id.tolist()):
+                if tid in self.overrides:
+                    cls[i] = self.overrides[tid]
+            return Detections(d.xyxy, d.score, cls, d.class_names, d.track_id)
+
+        return TrackUpdate(apply(upd.detections), apply(upd.all), upd.started, upd.ended)
+
 
 class Agent:
     def __init__(self, config: EdgeConfig, detector: Detector, publisher: Publisher, *,
@@ -126,6 +145,7 @@ class Agent:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._done = threading.Event()
+        self._stopped = False
         openers = openers or {}
         self.pipelines = [
             CameraPipeline(c, config, detector.class_names,
@@ -144,6 +164,12 @@ class Agent:
         self._stats = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
         self._camera_states: dict[str, dict[str, Any]] = {}
         publisher.on_connected.append(self._republish_status)
+        self._inbox: queue.Queue[Answer] = queue.Queue()
+        self.by_name = {p.name: p for p in self.pipelines}
+        self.offload: OffloadManager | None = None
+        if config.offload.enabled:
+            self.offload = OffloadManager(self)
+            self.window_listeners.append(self.offload.on_window)
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -152,6 +178,8 @@ class Agent:
         for p in self.pipelines:
             p.camera.start()
         self._publisher_thread.start()
+        if self.offload is not None:
+            self.offload.start()
         self._detect.start()
         self._stats.start()
         return self
@@ -163,12 +191,17 @@ class Agent:
 
     def stop(self) -> None:
         """Stop cameras and threads; close open events with `end`; final stats. The caller
-        stops the publisher afterwards (it sends the retained `stopped`)."""
+        stops the publisher afterwards (it sends the retained `stopped`). Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         self._wake.set()
         for p in self.pipelines:
             p.camera.stop()
         self._detect.join(10)
+        if self.offload is not None:
+            self.offload.stop()
         for p in self.pipelines:
             for out in p.events.close_all():
                 self._outbox.put(_Result(p, None, None, [out]))
@@ -184,6 +217,7 @@ class Agent:
             while not self._stop.is_set():
                 self.heartbeat = time.monotonic()
                 self._wake.clear()
+                self._drain_inbox()
                 worked = False
                 for p in self.pipelines:
                     now = time.monotonic()
@@ -222,6 +256,8 @@ class Agent:
             return
         infer_ms = self.detector.timings.total
         upd = p.tracker.update(dets, frame.index)
+        if p.overrides:
+            upd = p.relabel(upd)
         p.processed += 1
         p.last_infer_ms = infer_ms
         events = p.events.update(upd, frame)
@@ -244,6 +280,54 @@ class Agent:
             p.infer_ms.append(infer_ms)
         self.metrics.processed.labels(p.name).inc()
         self.metrics.inference.labels(p.name).observe(infer_ms / 1000.0)
+
+    # answers from the cloud (or the edge cache) -----------------------------------------
+
+    def post_answer(self, answer: Answer) -> None:
+        """Any thread: queue an answer for the detection thread, which owns the tracks."""
+        self._inbox.put(answer)
+        self._wake.set()
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                answer = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.apply_answer(answer)
+            except Exception:
+                log.exception("applying the answer for %s failed", answer.window_id)
+
+    def apply_answer(self, answer: Answer) -> None:
+        """Detection thread: publish `refined`, relabel and verify the tracks it covers."""
+        p = self.by_name.get(answer.camera)
+        if p is None or not answer.frames:
+            return
+        if self.offload is not None and answer.source == "cloud":
+            self.offload.remember(answer)
+        names = self.detector.class_names
+        verified = []
+        for tid, cls, score in verified_tracks(answer.edge[-1], answer.frames[-1][1]):
+            if not any(t.track_id == tid for t in p.tracker.tracks):
+                continue  # the track ended meanwhile
+            p.overrides[tid] = cls
+            label = names[cls] if cls < len(names) else f"class_{cls}"
+            verified.append({"track_id": tid, "label": label, "class_id": cls,
+                             "score": round(score, 4)})
+            out = p.events.verify(tid, cls)
+            if out is not None:
+                self._outbox.put(_Result(p, None, None, [out]))
+        payload = {
+            "v": SCHEMA_VERSION, "device": self.config.device_id, "camera": p.name,
+            "window_id": answer.window_id, "request_id": answer.request_id,
+            "source": answer.source, "rtt_ms": round(answer.rtt_ms, 2),
+            "model": answer.model, "worker": answer.worker,
+            "frames": [{"frame": idx, "detections": dets.to_json()}
+                       for idx, dets in answer.frames],
+            "verified_tracks": verified}
+        self.publisher.publish_json(self.topics.camera(p.name, "refined"), payload)
+        self.metrics.refined.labels(p.name, answer.source).inc()
 
     # the publishing thread ---------------------------------------------------------------
 
@@ -332,10 +416,13 @@ class Agent:
                 "errors": p.errors + p.unpublished,
             }
             p.interval = _Interval(now, s.frames_in, p.processed, dropped)
-        return {"v": SCHEMA_VERSION, "device": self.config.device_id,
-                "at": round(time.time(), 3), "uptime_s": round(now - self.started_at, 1),
-                "interval_s": round(span, 2), "cameras": cameras,
-                "mqtt": self.publisher.snapshot()}
+        out = {"v": SCHEMA_VERSION, "device": self.config.device_id,
+               "at": round(time.time(), 3), "uptime_s": round(now - self.started_at, 1),
+               "interval_s": round(span, 2), "cameras": cameras,
+               "mqtt": self.publisher.snapshot()}
+        if self.offload is not None:
+            out["offload"] = self.offload.snapshot()
+        return out
 
     def publish_stats(self) -> dict[str, Any]:
         payload = self.stats_payload()
@@ -357,7 +444,10 @@ class Agent:
                             "dropped_stale": s.dropped_stale, "reconnects": s.reconnects,
                             "queue_depth": int(p.camera.pending),
                             "tracks": len(p.tracker.tracks)}
-        return {"cameras": cams, "mqtt": self.publisher.snapshot()}
+        snap: dict[str, Any] = {"cameras": cams, "mqtt": self.publisher.snapshot()}
+        if self.offload is not None:
+            snap["offload"] = self.offload.client.snapshot()
+        return snap
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         age = time.monotonic() - self.heartbeat

@@ -107,6 +107,19 @@ class EventTracker:
                 out.append(self._emit("end", ev, None, now, end_time=time.time()))
         return out
 
+    def verify(self, track_id: int, class_id: int) -> EventOutput | None:
+        """The cloud confirmed (or corrected) a track's class: an `update` with `verified`
+        true, when the track has an open event and this changes something."""
+        ev = self.open.get(track_id)
+        if ev is None:
+            return None
+        label = (self.class_names[class_id] if class_id < len(self.class_names)
+                 else f"class_{class_id}")
+        if ev.verified and ev.class_id == class_id:
+            return None
+        ev.verified, ev.class_id, ev.label = True, class_id, label
+        return self._emit("update", ev, None, time.monotonic())
+
     def close_all(self) -> list[EventOutput]:
         """`end` for every open event (the agent is stopping)."""
         now, wall = time.monotonic(), time.time()

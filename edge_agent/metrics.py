@@ -41,6 +41,8 @@ class AgentMetrics:
                               registry=r)
         self.windows = Counter("osprey_windows", "Sliding-window summaries", ["camera"],
                                registry=r)
+        self.refined = Counter("osprey_refined", "Refined answers published",
+                               ["camera", "source"], registry=r)
 
     def watch(self, snapshot: Callable[[], dict[str, Any]]) -> None:
         """Expose the counters and gauges in `snapshot()` (see Agent.snapshot) at scrape time."""
@@ -89,6 +91,22 @@ class _SnapshotCollector:
                                   value=m["dropped"])
         yield CounterMetricFamily("osprey_mqtt_reconnects", "Connections after the first",
                                   value=max(0, m["connects"] - 1))
+        off = snap.get("offload")
+        if off is not None:
+            outcomes = CounterMetricFamily(
+                "osprey_offload_windows", "Windows by offload outcome (sent, cache_hit, "
+                "answered, timeout, error, below_threshold, budget, in_flight, breaker, ...)",
+                labels=["outcome"])
+            for name, n in sorted(off["counts"].items()):
+                outcomes.add_metric([name], n)
+            yield outcomes
+            yield CounterMetricFamily("osprey_offload_bytes_up", "Bytes of offload requests",
+                                      value=off["bytes_up"])
+            yield GaugeMetricFamily("osprey_offload_in_flight", "Requests awaiting an answer",
+                                    value=off["in_flight"])
+            yield GaugeMetricFamily("osprey_offload_breaker_open",
+                                    "1 while the circuit breaker keeps requests back",
+                                    value=0.0 if off["breaker"] == "closed" else 1.0)
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

@@ -94,6 +94,28 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "uptime_s": {"type": "number", "minimum": 0},
             "interval_s": {"type": "number", "minimum": 0},
             "cameras": {"type": "object", "additionalProperties": {"$ref": "#/$defs/camera"}},
+            "offload": {
+                "type": "object",
+                "description": "present when offload is enabled; counts since start",
+                "required": ["counts", "bytes_up", "in_flight", "breaker", "rtt_ms_p50",
+                             "rtt_ms_p95", "mode", "threshold"],
+                "properties": {
+                    "counts": {"type": "object",
+                               "additionalProperties": {"type": "integer", "minimum": 0},
+                               "description": "windows, sent, cache_hit, answered, timeout, "
+                                              "error, late, below_threshold, budget, "
+                                              "in_flight, breaker, busy, too_large, failed"},
+                    "bytes_up": {"type": "integer", "minimum": 0},
+                    "in_flight": {"type": "integer", "minimum": 0},
+                    "breaker": {"enum": ["closed", "open", "half-open"]},
+                    "rtt_ms_p50": {"type": ["number", "null"]},
+                    "rtt_ms_p95": {"type": ["number", "null"]},
+                    "mode": {"enum": ["threshold", "rate"]},
+                    "threshold": {"type": "number"},
+                    "cache": {"type": "object"},
+                },
+                "additionalProperties": False,
+            },
             "mqtt": {
                 "type": "object",
                 "required": ["connected", "published", "dropped", "skipped", "pending",
@@ -148,6 +170,39 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "additionalProperties": False,
             },
         },
+    },
+    "refined": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "osprey/{d}/{c}/refined",
+        "description": "The cloud's answer for an offloaded window (source `cloud`), or a "
+                       "cached answer for a recurring scene (source `cache`, nothing sent). "
+                       "Boxes in frame pixels of the frames named.",
+        "type": "object",
+        "required": ["v", "device", "camera", "window_id", "request_id", "source", "rtt_ms",
+                     "model", "worker", "frames", "verified_tracks"],
+        "properties": {
+            "v": {"const": SCHEMA_VERSION},
+            "device": {"type": "string"},
+            "camera": {"type": "string"},
+            "window_id": {"type": "string"},
+            "request_id": {"type": "string"},
+            "source": {"enum": ["cloud", "cache"]},
+            "rtt_ms": {"type": "number", "minimum": 0},
+            "model": {"type": "string"},
+            "worker": {"type": "string"},
+            "frames": {"type": "array", "items": {
+                "type": "object", "required": ["frame", "detections"],
+                "properties": {"frame": {"type": "integer", "minimum": 0},
+                               "detections": {"type": "array", "items": _DETECTION}},
+                "additionalProperties": False}},
+            "verified_tracks": {"type": "array", "items": {
+                "type": "object", "required": ["track_id", "label", "class_id", "score"],
+                "properties": {"track_id": {"type": "integer"}, "label": {"type": "string"},
+                               "class_id": {"type": "integer"},
+                               "score": {"type": "number"}},
+                "additionalProperties": False}},
+        },
+        "additionalProperties": False,
     },
     "camera_status": {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -37,6 +37,25 @@ class PublishStats:
     disconnects: int = 0
 
 
+def make_client(config: MqttConfig, client_id: str) -> mqtt.Client:
+    """A paho client set up from the config: protocol, credentials, TLS, the bound on queued
+    QoS>0 messages, reconnect backoff. Shared by the agent and the cloud worker."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311)
+    if config.username:
+        client.username_pw_set(config.username, config.resolved_password())
+    if config.tls.enabled:
+        t = config.tls
+        client.tls_set(ca_certs=str(t.ca_file) if t.ca_file else None,
+                       certfile=str(t.cert_file) if t.cert_file else None,
+                       keyfile=str(t.key_file) if t.key_file else None)
+        client.tls_insecure_set(t.insecure)
+    client.max_queued_messages_set(config.max_queued_messages)
+    client.reconnect_delay_set(max(1, round(config.reconnect_min_s)),
+                               max(1, round(config.reconnect_max_s)))
+    return client
+
+
 class Publisher:
     def __init__(self, config: MqttConfig, device: str, host: str | None = None,
                  port: int | None = None) -> None:
@@ -47,21 +66,8 @@ class Publisher:
         if self.host is None:
             raise ValueError("no broker host: set mqtt.host (or run the demo, which starts one)")
         self.v5 = config.protocol == "5"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=config.client_id or f"osprey-{device}",
-                                  protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311)
-        if config.username:
-            self.client.username_pw_set(config.username, config.resolved_password())
-        if config.tls.enabled:
-            t = config.tls
-            self.client.tls_set(ca_certs=str(t.ca_file) if t.ca_file else None,
-                                certfile=str(t.cert_file) if t.cert_file else None,
-                                keyfile=str(t.key_file) if t.key_file else None)
-            self.client.tls_insecure_set(t.insecure)
+        self.client = make_client(config, config.client_id or f"osprey-{device}")
         self.client.will_set(self.topics.status, "offline", qos=1, retain=True)
-        self.client.max_queued_messages_set(config.max_queued_messages)
-        self.client.reconnect_delay_set(max(1, round(config.reconnect_min_s)),
-                                        max(1, round(config.reconnect_max_s)))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -79,7 +85,9 @@ class Publisher:
         return self
 
     def stop(self, timeout: float = 3.0) -> None:
-        """Clean exit: retained `stopped`, then disconnect (the will is not sent)."""
+        """Clean exit: retained `stopped`, then disconnect (the will is not sent). Idempotent."""
+        if self._stopping:
+            return
         self._stopping = True
         info = self.publish_raw(self.topics.status, b"stopped", qos=1, retain=True)
         if info is not None and self.connected.is_set():

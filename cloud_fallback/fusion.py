@@ -1,0 +1,43 @@
+"""Fusion of a window's keyframes: each detection is re-scored by its support in the others.
+
+A real object shows up in most keyframes of a window (half a second or so); a false positive
+tends to show up in one. A detection's fused score is (1 - w) * its own score + w * the mean,
+over the other keyframes, of the best score of a same-class detection overlapping it (boxes
+widened first, since objects move between keyframes). Isolated detections sink, confirmed
+ones hold or rise; the ranking, which mAP measures, improves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_agent.detector.detections import Detections
+from edge_agent.detector.nms import iou_matrix
+
+
+def _widen(xyxy: np.ndarray, share: float) -> np.ndarray:
+    wh = xyxy[:, 2:] - xyxy[:, :2]
+    return xyxy + np.concatenate([-wh, wh], axis=1) * share
+
+
+def fuse_keyframes(frames: list[Detections], weight: float = 0.5, match_iou: float = 0.3,
+                   widen: float = 0.25) -> list[Detections]:
+    if len(frames) < 2 or weight <= 0:
+        return frames
+    out = []
+    for k, d in enumerate(frames):
+        if not len(d):
+            out.append(d)
+            continue
+        support = np.zeros(len(d), np.float32)
+        for j, other in enumerate(frames):
+            if j == k or not len(other):
+                continue
+            iou = iou_matrix(_widen(d.xyxy, widen), _widen(other.xyxy, widen))
+            same = d.class_id[:, None] == other.class_id[None, :]
+            scores = np.where(same & (iou >= match_iou), other.score[None, :], 0.0)
+            support += scores.max(axis=1)
+        support /= len(frames) - 1
+        fused = ((1 - weight) * d.score + weight * support).astype(np.float32)
+        out.append(Detections(d.xyxy, fused, d.class_id, d.class_names, d.track_id))
+    return out

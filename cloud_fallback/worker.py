@@ -1,0 +1,337 @@
+"""The cloud fallback worker: offload requests in, refined detections out.
+
+Any number of workers subscribe to `$share/<group>/<prefix>/<devices>/offload/request`; the
+broker hands each request to one of them. A request is validated in the MQTT thread (sizes and
+JPEG dimensions before any decoding) and queued (bounded); a batching thread gathers requests
+up to `max_batch` keyframes or `max_wait_ms`, then serves each: the content-hash cache (memory,
+then Redis), or the cloud detector over every keyframe fused across the window. The answer goes
+to the request's reply topic with its correlation data. Answers are remembered by request id,
+so a redelivered request gets the same answer again (idempotent). Nothing a client sends can
+stop the worker: a bad request is answered with an error when it says where to answer, and
+dropped and counted when it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import msgpack
+import numpy as np
+import paho.mqtt.client as mqtt
+from cachetools import TTLCache
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PromCounter
+
+from cloud_fallback.cache import ResultCache, content_key
+from cloud_fallback.config import CloudConfig
+from cloud_fallback.fusion import fuse_keyframes
+from edge_agent.bundled import bundled_cloud_model
+from edge_agent.detector import Detector
+from edge_agent.detector.detections import Detections
+from edge_agent.metrics import LATENCY_BUCKETS
+from edge_agent.mqtt.publisher import make_client
+from edge_agent.offload.protocol import (
+    Limits,
+    OffloadRequest,
+    OffloadResponse,
+    ProtocolError,
+    ResponseFrame,
+    decode_request,
+    encode,
+    expired,
+    to_wire,
+)
+
+log = logging.getLogger("osprey.cloud")
+
+OUTCOMES = ("ok", "cached", "error", "malformed", "expired", "duplicate", "busy")
+
+
+@dataclass
+class _Job:
+    req: OffloadRequest
+    reply_to: str
+    corr: bytes
+    received: float
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = PromCounter("osprey_cloud_requests", "Requests by outcome", ["outcome"],
+                                    registry=r)
+        self.infer = Histogram("osprey_cloud_inference_seconds", "Detector time per keyframe",
+                               buckets=LATENCY_BUCKETS, registry=r)
+        self.service = Histogram("osprey_cloud_service_seconds",
+                                 "From a request's arrival to its answer sent",
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.batch = Histogram("osprey_cloud_batch_requests", "Requests per batch",
+                               buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.queue = Gauge("osprey_cloud_queue_depth", "Requests waiting", registry=r)
+        self.cache = PromCounter("osprey_cloud_cache_hits", "Cache hits by level", ["level"],
+                                 registry=r)
+
+
+class Worker:
+    def __init__(self, config: CloudConfig, detector: Detector | None = None,
+                 model_id: str | None = None) -> None:
+        self.config = config
+        path = config.model.detector.path or bundled_cloud_model()
+        self.detector = detector or Detector.from_config(
+            config.model.detector, config.model.runtime, default_path=path)
+        self.model_id = model_id or Path(path).stem
+        lim = config.limits
+        self.limits = Limits(lim.max_payload_bytes, lim.max_keyframes, lim.max_image_side,
+                             lim.max_image_pixels)
+        c = config.cache
+        self.cache = ResultCache(c.max_entries, c.ttl_s, c.redis_url, c.redis_prefix)
+        self.answered: TTLCache[str, tuple[str, bytes, bytes]] = TTLCache(10_000, 600)
+        self._answered_lock = threading.Lock()
+        self.jobs: queue.Queue[_Job] = queue.Queue(config.batching.max_queue)
+        self.metrics = WorkerMetrics()
+        self.stats: Counter[str] = Counter()
+        self.connected = threading.Event()
+        m = config.mqtt
+        self.topic = (f"$share/{config.share_group}/{m.topic_prefix}/{config.devices}"
+                      "/offload/request")
+        self.stats_topic = f"{m.topic_prefix}/cloud/{config.worker_id}/stats"
+        self.client = make_client(m, m.client_id or f"osprey-cloud-{config.worker_id}")
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.v5 = m.protocol == "5"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve_loop, name="cloud-batcher",
+                                        daemon=True)
+        self.started_at = time.monotonic()
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Worker:
+        m = self.config.mqtt
+        self._thread.start()
+        self.client.connect_async(m.host, m.port, m.keepalive_s)
+        self.client.loop_start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        ok = self._thread.is_alive() and self.connected.is_set()
+        return ok, {"serving": self._thread.is_alive(), "mqtt_connected":
+                    self.connected.is_set(), "queue": self.jobs.qsize(),
+                    "redis": self.cache.ping() if self.cache.redis is not None else None}
+
+    def stats_payload(self) -> dict[str, Any]:
+        return {"v": 1, "worker": self.config.worker_id, "at": round(time.time(), 3),
+                "uptime_s": round(time.monotonic() - self.started_at, 1),
+                "requests": {k: self.stats.get(k, 0) for k in OUTCOMES},
+                "queue": self.jobs.qsize(), "cache_hits": dict(self.cache.hits),
+                "cache_misses": self.cache.misses, "redis_errors": self.cache.redis_errors}
+
+    def publish_stats(self) -> None:
+        self.client.publish(self.stats_topic, json.dumps(self.stats_payload()), qos=0)
+
+    # MQTT thread -------------------------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the worker's connection: %s", reason_code)
+            return
+        self.connected.set()
+        client.subscribe(self.topic, qos=1)
+        log.info("worker %s serving %s", self.config.worker_id, self.topic)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("worker disconnected (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            self._accept(msg)
+        except Exception:  # never let one message end the MQTT loop
+            log.exception("unexpected error on a request")
+            self._count("error")
+
+    def _accept(self, msg) -> None:
+        received = time.monotonic()
+        props = getattr(msg, "properties", None)
+        prop_reply = getattr(props, "ResponseTopic", None) if props else None
+        prop_corr = getattr(props, "CorrelationData", None) if props else None
+        try:
+            req = decode_request(msg.payload, self.limits)
+        except ProtocolError as exc:
+            self._count("malformed")
+            log.warning("malformed request on %s (%d bytes): %s", msg.topic, len(msg.payload),
+                        exc)
+            self._answer_malformed(msg.payload, str(exc), prop_reply, prop_corr)
+            return
+        reply_to, corr = prop_reply or req.reply_to, prop_corr or req.corr
+        with self._answered_lock:
+            done = self.answered.get(req.id)
+        if done is not None:
+            self._count("duplicate")
+            self._send(*done)
+            return
+        if expired(req):
+            self._count("expired")
+            return
+        try:
+            self.jobs.put_nowait(_Job(req, reply_to, corr, received))
+        except queue.Full:
+            self._count("busy")
+            self._send(reply_to, corr, encode(self._error(req, "busy: the worker's queue is "
+                                                          "full; retry later")))
+        self.metrics.queue.set(self.jobs.qsize())
+
+    def _answer_malformed(self, payload: bytes, reason: str, reply_to: str | None,
+                          corr: bytes | None) -> None:
+        """Answer with an error when the request says, in usable form, where to answer."""
+        fields: dict[str, Any] = {}
+        try:
+            obj = msgpack.unpackb(payload[:self.limits.max_payload_bytes], raw=False,
+                                  max_bin_len=self.limits.max_payload_bytes)
+            if isinstance(obj, dict):
+                fields = obj
+        except Exception:
+            pass
+        reply_to = reply_to or fields.get("reply_to")
+        rid = fields.get("id")
+        if not (isinstance(reply_to, str) and reply_to and isinstance(rid, str)
+                and 8 <= len(rid) <= 64):
+            return
+        names = {k: v if isinstance(v, str) and 0 < len(v) <= 128 else "unknown"
+                 for k, v in ((k, fields.get(k)) for k in ("device", "camera", "window"))}
+        try:
+            resp = OffloadResponse(id=rid, worker=self.config.worker_id, status="error",
+                                   error=reason[:1000], **names)
+        except Exception:
+            return
+        c = corr if corr is not None else fields.get("corr")
+        self._send(reply_to, c if isinstance(c, bytes) else b"", encode(resp))
+
+    # serving -----------------------------------------------------------------------------
+
+    def _serve_loop(self) -> None:
+        b = self.config.batching
+        last_stats = time.monotonic()
+        while not self._stop.is_set():
+            if time.monotonic() - last_stats >= self.config.stats_interval_s:
+                last_stats = time.monotonic()
+                if self.connected.is_set():
+                    self.publish_stats()
+            try:
+                first = self.jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch, frames = [first], len(first.req.frames)
+            deadline = time.monotonic() + b.max_wait_ms / 1000
+            while frames < b.max_batch:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    job = self.jobs.get(timeout=left)
+                except queue.Empty:
+                    break
+                batch.append(job)
+                frames += len(job.req.frames)
+            self.metrics.batch.observe(len(batch))
+            self.metrics.queue.set(self.jobs.qsize())
+            for job in batch:
+                try:
+                    self._serve(job)
+                except Exception as exc:
+                    log.exception("request %s failed", job.req.id)
+                    self._count("error")
+                    self._send(job.reply_to, job.corr,
+                               encode(self._error(job.req, f"internal error: {exc}")))
+
+    def _serve(self, job: _Job) -> None:
+        req = job.req
+        if expired(req):
+            self._count("expired")
+            return
+        key = content_key(req, self.model_id)
+        hit = self.cache.get(key)
+        if hit is not None:
+            value, level = hit
+            self.metrics.cache.labels(level).inc()
+            frames = [ResponseFrame.model_validate(f) for f in value["frames"]]
+            resp = self._ok(req, frames, 0.0, level)
+            outcome = "cached"
+        else:
+            t0 = time.perf_counter()
+            try:
+                per_frame = [self._detect(i, kf) for i, kf in enumerate(req.frames)]
+            except ProtocolError as exc:
+                self._count("malformed")
+                self._send(job.reply_to, job.corr, encode(self._error(req, str(exc))))
+                return
+            if self.config.model.fuse_keyframes:
+                per_frame = fuse_keyframes(per_frame)
+            floor = self.config.model.min_score
+            frames = [ResponseFrame(index=kf.index, detections=to_wire(d[d.score >= floor]))
+                      for kf, d in zip(req.frames, per_frame, strict=True)]
+            infer_ms = (time.perf_counter() - t0) * 1000
+            self.cache.put(key, {"frames": [f.model_dump() for f in frames]})
+            resp = self._ok(req, frames, infer_ms, "none")
+            outcome = "ok"
+        data = encode(resp)
+        with self._answered_lock:
+            self.answered[req.id] = (job.reply_to, job.corr, data)
+        self._send(job.reply_to, job.corr, data)
+        self._count(outcome)
+        self.metrics.service.observe(time.monotonic() - job.received)
+
+    def _detect(self, i: int, kf) -> Detections:
+        img = cv2.imdecode(np.frombuffer(kf.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ProtocolError(f"frames[{i}]: the JPEG does not decode")
+        dets = self.detector(img)
+        self.metrics.infer.observe(self.detector.timings.total / 1000)
+        sx, sy = kf.width / img.shape[1], kf.height / img.shape[0]
+        if (sx, sy) != (1.0, 1.0):
+            dets.xyxy[:] *= np.array([sx, sy, sx, sy], np.float32)
+        return dets
+
+    def _ok(self, req: OffloadRequest, frames: list[ResponseFrame], infer_ms: float,
+            cache: str) -> OffloadResponse:
+        return OffloadResponse(id=req.id, device=req.device, camera=req.camera,
+                               window=req.window, worker=self.config.worker_id, status="ok",
+                               frames=frames, model=self.model_id, infer_ms=round(infer_ms, 2),
+                               cache=cache)
+
+    def _error(self, req: OffloadRequest, reason: str) -> OffloadResponse:
+        return OffloadResponse(id=req.id, device=req.device, camera=req.camera,
+                               window=req.window, worker=self.config.worker_id,
+                               status="error", error=reason[:1000])
+
+    def _send(self, reply_to: str, corr: bytes, data: bytes) -> None:
+        props = None
+        if self.v5 and corr:
+            props = Properties(PacketTypes.PUBLISH)
+            props.CorrelationData = corr
+        info = self.client.publish(reply_to, data, qos=1, properties=props)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            log.warning("answer to %s not sent: %s", reply_to, mqtt.error_string(info.rc))
+
+    def _count(self, outcome: str) -> None:
+        self.stats[outcome] += 1
+        self.metrics.requests.labels(outcome).inc()

@@ -1,0 +1,206 @@
+"""The cloud worker against a real Mosquitto and a real Redis: answers, idempotence, the shared
+cache, and a corpus of malformed requests that must leave it running."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import cv2
+import msgpack
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from servers import wait_until
+
+from cloud_fallback.config import CloudConfig
+from cloud_fallback.worker import Worker
+from edge_agent.detector.nms import iou_matrix
+from edge_agent.offload.protocol import (
+    Keyframe,
+    OffloadRequest,
+    decode_response,
+    encode,
+    new_request_id,
+)
+from edge_agent.sim import SyntheticWorld, WorldOptions
+
+pytestmark = pytest.mark.integration
+_n = itertools.count(1)
+
+
+class Edge:
+    """Stands in for an agent's MQTT side: publishes requests, collects answers."""
+
+    def __init__(self, port: int, device: str) -> None:
+        self.device = device
+        self.reply = f"osprey/{device}/offload/response"
+        self.answers: list = []
+        self.cond = threading.Condition()
+        ready = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_connect = lambda c, *a: c.subscribe(self.reply, qos=1)
+        self.client.on_subscribe = lambda *a: ready.set()
+        self.client.on_message = self._on
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert ready.wait(5)
+
+    def _on(self, client, userdata, msg) -> None:
+        with self.cond:
+            corr = getattr(msg.properties, "CorrelationData", None)
+            self.answers.append((decode_response(msg.payload), corr))
+            self.cond.notify_all()
+
+    def send(self, data: bytes) -> None:
+        topic = f"osprey/{self.device}/offload/request"
+        self.client.publish(topic, data, qos=1).wait_for_publish(5)
+
+    def wait(self, predicate, timeout: float = 20.0):
+        with self.cond:
+            assert self.cond.wait_for(lambda: predicate(self.answers), timeout), \
+                [(a.id, a.status, a.error) for a, _ in self.answers]
+            return list(self.answers)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture(scope="module")
+def scene():
+    world = SyntheticWorld(WorldOptions.from_preset("normal", seed=1005))
+    out = []
+    for i in (200, 204, 208):
+        rendered, truth = world.render(i)
+        out.append((rendered.image, truth))
+    return out
+
+
+def make_request(scene, device: str, rid: str | None = None) -> OffloadRequest:
+    now = time.time()
+    frames = [Keyframe(index=t.frame, captured_at=now, width=img.shape[1], height=img.shape[0],
+                       jpeg=cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+                       .tobytes()) for img, t in scene]
+    rid = rid or new_request_id()
+    return OffloadRequest(id=rid, device=device, camera="cam", window="cam-1", sent_at=now,
+                          expires_at=now + 30, reply_to=f"osprey/{device}/offload/response",
+                          corr=rid.encode(), frames=frames, edge=[[] for _ in frames])
+
+
+def worker(port: int, name: str, redis_url: str | None = None, **over) -> Worker:
+    cfg = CloudConfig.model_validate({
+        "worker_id": name, "mqtt": {"host": "127.0.0.1", "port": port},
+        "cache": {"redis_url": redis_url, "redis_prefix": f"osprey-test-{next(_n)}:"},
+        "batching": {"max_wait_ms": 5}, **over})
+    w = Worker(cfg).start()
+    assert wait_until(w.connected.is_set, 10)
+    time.sleep(0.2)  # the subscription
+    return w
+
+
+def test_answers_match_the_ground_truth_and_are_idempotent(mosquitto, scene):
+    w = worker(mosquitto.port, "w-truth")
+    edge = Edge(mosquitto.port, "cw1")
+    try:
+        req = make_request(scene, "cw1")
+        edge.send(encode(req))
+        (resp, corr), = edge.wait(lambda a: len(a) == 1)
+        assert resp.status == "ok" and resp.id == req.id and corr == req.id.encode()
+        assert resp.worker == "w-truth" and resp.cache == "none"
+        assert [f.index for f in resp.frames] == [t.frame for _, t in scene]
+        # The boxes are where the objects are (frame pixels, clearly visible objects).
+        _, truth = scene[-1]
+        objs = [o for o in truth.objects if o.box is not None and o.visible_px >= 600
+                and o.occlusion < 0.3]
+        got = resp.frames[-1].detections
+        iou = iou_matrix(np.array([o.box for o in objs], np.float32),
+                         np.array([d.box for d in got], np.float32).reshape(-1, 4))
+        found = sum(any(iou[i, j] >= 0.5 and got[j].label == o.cls for j in range(len(got)))
+                    for i, o in enumerate(objs))
+        assert objs and found / len(objs) >= 0.8
+        # A redelivered request gets the same answer again, without recomputing.
+        edge.send(encode(req))
+        answers = edge.wait(lambda a: len(a) == 2)
+        assert answers[1][0] == resp and w.stats["duplicate"] == 1 and w.stats["ok"] == 1
+    finally:
+        edge.close()
+        w.stop()
+
+
+def test_workers_share_the_redis_cache(mosquitto, redis, scene):
+    url = f"redis://127.0.0.1:{redis.port}/0"
+    prefix_over = {"cache": {"redis_url": url, "redis_prefix": "osprey-shared-test:"}}
+    first = worker(mosquitto.port, "w-a", **prefix_over)
+    edge = Edge(mosquitto.port, "cw2")
+    try:
+        edge.send(encode(make_request(scene, "cw2")))
+        edge.wait(lambda a: len(a) == 1)
+        first.stop()
+        second = worker(mosquitto.port, "w-b", **prefix_over)
+        try:
+            edge.send(encode(make_request(scene, "cw2")))  # same content, a new request id
+            answers = edge.wait(lambda a: len(a) == 2)
+        finally:
+            second.stop()
+    finally:
+        edge.close()
+    a, b = answers[0][0], answers[1][0]
+    assert (a.worker, a.cache) == ("w-a", "none")
+    assert (b.worker, b.cache) == ("w-b", "redis")
+    assert a.id != b.id and a.frames == b.frames
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    data = bytearray(cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    i = next(i for i in range(2, len(data)) if data[i] == 0xFF and data[i + 1] == 0xC0)
+    data[i + 5:i + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_malformed_requests_leave_the_worker_answering(mosquitto, scene):
+    w = worker(mosquitto.port, "w-robust", limits={"max_payload_bytes": 1 << 20})
+    edge = Edge(mosquitto.port, "cw3")
+    good = make_request(scene, "cw3")
+    as_map = msgpack.unpackb(encode(good))
+
+    def variant(**changes) -> bytes:
+        return msgpack.packb({**as_map, "id": new_request_id(), **changes})
+
+    frame0 = as_map["frames"][0]
+    corpus = {
+        "truncated": encode(good)[:200],
+        "random bytes": bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8)),
+        "not a map": msgpack.packb(["a", 1]),
+        "oversized": variant(queries=["x" * 200] * 2) + b"\0" * (1 << 20),
+        "wrong types": variant(frames="nope"),
+        "edge count": variant(edge=[]),
+        "huge header": variant(frames=[{**frame0, "jpeg": jpeg_claiming(60000, 60000)}],
+                               edge=[[]]),
+        "garbage jpeg": variant(frames=[{**frame0, "jpeg": b"\xff\xd8\xff\xc0\x00\x11\x08"
+                                         b"\x00\x10\x00\x10" + b"\x00" * 40}], edge=[[]]),
+        "version": variant(v=2),
+        "expired": variant(expires_at=time.time() - 5),
+    }
+    try:
+        for data in corpus.values():
+            edge.send(data)
+        edge.send(encode(good))
+        answers = edge.wait(lambda a: any(r.id == good.id for r, _ in a))
+        time.sleep(0.5)
+        answers = list(edge.answers)
+    finally:
+        edge.close()
+    assert w.health()[1]["serving"] and w.connected.is_set()
+    ok = [r for r, _ in answers if r.id == good.id]
+    assert len(ok) == 1 and ok[0].status == "ok" and ok[0].frames
+    errors = {r.error.split(":")[0] for r, _ in answers if r.status == "error"}
+    # Requests that say where to answer get an error that names the problem.
+    assert any("JPEG of 60000x60000 is over the limits" in (r.error or "")
+               for r, _ in answers)
+    assert any("does not decode" in (r.error or "") for r, _ in answers)
+    assert any("frames" in (r.error or "") for r, _ in answers)
+    assert errors
+    assert w.stats["malformed"] >= 7 and w.stats["expired"] == 1 and w.stats["ok"] == 1
+    w.stop()

@@ -1,0 +1,252 @@
+"""The offload parts on their own: wire protocol, JPEG header checks, policy, budget, breaker,
+keyframes, the edge cache on real synthetic-world frames."""
+
+from __future__ import annotations
+
+import cv2
+import msgpack
+import numpy as np
+import pytest
+
+from edge_agent.capture.frame import Frame
+from edge_agent.config.edge import OffloadConfig
+from edge_agent.detector.detections import Detections
+from edge_agent.offload.cache import EdgeCache, fingerprint
+from edge_agent.offload.keyframes import select_keyframes, sharpness
+from edge_agent.offload.policy import Breaker, OffloadPolicy, TokenBucket, window_score
+from edge_agent.offload.protocol import (
+    Keyframe,
+    Limits,
+    OffloadRequest,
+    OffloadResponse,
+    ProtocolError,
+    ResponseFrame,
+    decode_request,
+    decode_response,
+    encode,
+    from_wire,
+    jpeg_size,
+    to_wire,
+)
+from edge_agent.sim import SyntheticWorld, WorldOptions
+from edge_agent.window import SlidingWindow
+
+NAMES = ("person", "car", "truck", "cyclist", "dog")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def jpeg(w: int = 64, h: int = 48) -> bytes:
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, : w // 2] = (40, 120, 200)
+    return cv2.imencode(".jpg", img)[1].tobytes()
+
+
+def request(**over) -> OffloadRequest:
+    base = dict(id="a" * 32, device="d1", camera="c1", window="c1-1", sent_at=1.0,
+                expires_at=2e9, reply_to="osprey/d1/offload/response", corr=b"x",
+                frames=[Keyframe(index=3, captured_at=1.0, width=64, height=48, jpeg=jpeg())],
+                edge=[[]], queries=["red car"])
+    base.update(over)
+    return OffloadRequest(**base)
+
+
+def dets(boxes, scores, classes, ids=None) -> Detections:
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4),
+                      np.array(scores, np.float32), np.array(classes, np.int32), NAMES,
+                      None if ids is None else np.array(ids, np.int64))
+
+
+# protocol ------------------------------------------------------------------------------
+
+
+def test_request_and_response_round_trip():
+    d = dets([[1, 2, 30, 40]], [0.55], [1], [7])
+    req = request(edge=[to_wire(d)])
+    back = decode_request(encode(req))
+    assert back == req
+    assert from_wire(back.edge[0], NAMES).label(0) == "car"
+    assert int(from_wire(back.edge[0], NAMES).track_id[0]) == 7
+    resp = OffloadResponse(id=req.id, device="d1", camera="c1", window="c1-1", worker="w",
+                           status="ok", frames=[ResponseFrame(index=3, detections=to_wire(d))])
+    assert decode_response(encode(resp)) == resp
+
+
+def test_jpeg_size_reads_the_header_without_decoding():
+    assert jpeg_size(jpeg(64, 48)) == (64, 48)
+    data = bytearray(jpeg(64, 48))
+    i = next(i for i in range(2, len(data)) if data[i] == 0xFF and data[i + 1] == 0xC0)
+    data[i + 5:i + 9] = (60000).to_bytes(2, "big") * 2
+    assert jpeg_size(bytes(data)) == (60000, 60000)
+    with pytest.raises(ProtocolError, match="not a JPEG"):
+        jpeg_size(b"GIF89a....")
+    with pytest.raises(ProtocolError, match="no frame header"):
+        jpeg_size(jpeg()[:20])
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda b: b[: len(b) // 2], "not a msgpack message"),
+    (lambda b: msgpack.packb([1, 2, 3]), "expected a msgpack map"),
+    (lambda b: msgpack.packb({**msgpack.unpackb(b), "v": 9}), "protocol version 9"),
+    (lambda b: msgpack.packb({**msgpack.unpackb(b), "frames": "x"}), "frames"),
+    (lambda b: msgpack.packb({**msgpack.unpackb(b), "edge": []}), "one per frame"),
+    (lambda b: msgpack.packb({**msgpack.unpackb(b), "extra": 1}), "extra"),
+    (lambda b: msgpack.packb({k: v for k, v in msgpack.unpackb(b).items() if k != "id"}),
+     "id"),
+    (lambda b: b + b"\0" * 5000, "over the 4096-byte cap"),
+])
+def test_malformed_requests_are_refused_with_the_reason(mutate, message):
+    good = encode(request())
+    with pytest.raises(ProtocolError, match=message):
+        decode_request(mutate(good), Limits(max_payload_bytes=4096))
+
+
+def test_limits_on_keyframes_and_image_size():
+    many = request(frames=[request().frames[0]] * 5, edge=[[]] * 5)
+    with pytest.raises(ProtocolError, match="5 keyframes, at most 4"):
+        decode_request(encode(many), Limits(max_keyframes=4))
+    with pytest.raises(ProtocolError, match="JPEG of 64x48 is over the limits"):
+        decode_request(encode(request()), Limits(max_image_side=32))
+
+
+# policy --------------------------------------------------------------------------------
+
+
+def test_token_bucket_refills_at_its_rate():
+    clock = Clock()
+    bucket = TokenBucket(60, burst=2, clock=clock)  # one a second, two at most
+    assert bucket.take() and bucket.take() and not bucket.take()
+    clock.t += 1.0
+    assert bucket.take() and not bucket.take()
+    clock.t += 100
+    assert bucket.tokens <= 2 and bucket.take() and bucket.take() and not bucket.take()
+
+
+def test_breaker_opens_then_half_opens_then_closes():
+    clock = Clock()
+    b = Breaker(failures=3, cooldown_s=30, clock=clock)
+    for _ in range(2):
+        b.failure()
+    assert b.state == "closed" and b.allow()
+    b.failure()
+    assert b.state == "open" and not b.allow() and b.opens == 1
+    clock.t += 30
+    assert b.state == "half-open" and b.allow() and not b.allow()  # one trial only
+    b.failure()
+    assert b.state == "open" and b.opens == 1
+    clock.t += 30
+    assert b.allow()
+    b.success()
+    assert b.state == "closed" and b.allow()
+
+
+def window_of(scores_per_frame, ids_per_frame=None):
+    w = SlidingWindow("c", len(scores_per_frame), len(scores_per_frame))
+    img = np.zeros((36, 64, 3), np.uint8)
+    summary = None
+    for i, scores in enumerate(scores_per_frame):
+        n = len(scores)
+        ids = (ids_per_frame[i] if ids_per_frame else list(range(1, n + 1)))
+        d = dets([[0, 0, 10, 10]] * n, scores, [1] * n, ids)
+        summary = w.push(Frame("c", i, 0.0, 0.0, img), d)
+    return summary
+
+
+def test_window_score_rises_with_uncertainty_and_flicker():
+    sure = window_of([[0.95, 0.9]] * 8)
+    unsure = window_of([[0.45, 0.5]] * 8)
+    flicker = window_of([[0.95, 0.9]] * 8, [[1, 2]] * 2 + [[3, 4]] * 2 + [[5, 6]] * 2
+                        + [[7, 8]] * 2)
+    band = (0.3, 0.6)
+    assert window_score(sure, band) < window_score(flicker, band)
+    assert window_score(sure, band) < window_score(unsure, band)
+    assert 0.0 <= window_score(unsure, band) <= 1.0
+    assert window_score(window_of([[]] * 8), band) == 0.0
+
+
+def test_policy_threshold_budget_in_flight_and_rate_mode():
+    clock = Clock()
+    cfg = OffloadConfig(enabled=True, score_threshold=0.5, windows_per_minute=6,
+                        max_in_flight=1)
+    policy = OffloadPolicy(cfg, clock=clock)
+    assert policy.decide(0.4, 0).reason == "below_threshold"
+    assert policy.decide(0.9, 1).reason == "in_flight"
+    assert policy.decide(0.9, 0).send
+    assert policy.charge(1000)
+    assert policy.decide(0.9, 0).reason == "budget"  # burst of 1 used, refills in 10 s
+    clock.t += 10
+    assert policy.decide(0.9, 0).send
+    rate = OffloadPolicy(OffloadConfig(enabled=True, mode="rate", rate_target=0.2,
+                                       windows_per_minute=1e6), clock=clock)
+    rng = np.random.default_rng(1)
+    sent = [rate.decide(float(s), 0).send for s in rng.random(2000)]
+    assert 0.15 < np.mean(sent[100:]) < 0.25
+
+
+# keyframes and the edge cache on real synthetic frames -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def street():
+    world = SyntheticWorld(WorldOptions.from_preset("normal", seed=77))
+    return world
+
+
+def test_keyframes_span_the_window_and_prefer_sharp_frames(street):
+    w = SlidingWindow("c", 12, 12)
+    summary = None
+    for i in range(12):
+        img = street.render(i)[0].image
+        if i in (0, 2, 3):  # the first slice (0-3): only frame 1 is sharp
+            img = cv2.GaussianBlur(img, (9, 9), 4)
+        summary = w.push(Frame("c", i, 0.0, 0.0, img), dets([], [], []))
+    picked = select_keyframes(summary, 3, (0.3, 0.6))
+    idx = [f.frame.index for f in picked]
+    assert len(idx) == 3 and idx == sorted(idx)
+    assert idx[0] < 4 <= idx[1] < 8 <= idx[2]
+    assert idx[0] == 1
+    assert sharpness(cv2.GaussianBlur(picked[0].frame.image, (9, 9), 4)) < \
+        sharpness(picked[0].frame.image)
+
+
+def test_edge_cache_hits_the_same_scene_and_misses_a_new_small_object(street):
+    clock = Clock()
+    cache = EdgeCache(max_entries=2, ttl_s=60, hamming_radius=6, clock=clock)
+    frames = [street.render(i)[0].image for i in (100, 104, 108)]
+    car = dets([[100, 100, 180, 150]], [0.9], [1])
+    cache.put(fingerprint(frames), ["answer"], car)
+    # The same scene again, a little darker and noisier: a hit.
+    again = [np.clip(f.astype(np.int16) - 12 + np.random.default_rng(i).integers(
+        -3, 4, f.shape), 0, 255).astype(np.uint8) for i, f in enumerate(frames)]
+    assert cache.lookup(fingerprint(again), car).answer == ["answer"]
+    # One small new object (a 14x20 px dog-sized patch) in the last keyframe: a miss.
+    changed = [f.copy() for f in again]
+    changed[2][300:320, 500:514] = (20, 20, 160)
+    assert cache.lookup(fingerprint(changed), car) is None
+    # The edge now sees a truck where the cloud said car: the entry is dropped.
+    truck = dets([[100, 100, 180, 150]], [0.9], [2])
+    assert cache.lookup(fingerprint(again), truck) is None
+    assert cache.stats.invalidated == 1 and len(cache) == 0
+    # TTL and LRU.
+    cache.put(fingerprint(frames), ["a"], car)
+    clock.t += 61
+    assert cache.lookup(fingerprint(frames), car) is None and cache.stats.expired == 1
+    for k in range(3):
+        cache.put(fingerprint([street.render(200 + 40 * k + j)[0].image for j in range(3)]),
+                  [k], car)
+    assert len(cache) == 2 and cache.stats.evicted == 1
+
+
+def test_a_different_scene_is_not_a_hit(street):
+    cache = EdgeCache(hamming_radius=6)
+    cache.put(fingerprint([street.render(i)[0].image for i in (10, 14)]), ["x"],
+              dets([], [], []))
+    other = SyntheticWorld(WorldOptions.from_preset("normal", seed=78))
+    assert cache.lookup(fingerprint([other.render(i)[0].image for i in (10, 14)]),
+                        dets([], [], [])) is None
