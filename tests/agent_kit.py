@@ -29,8 +29,8 @@ def shared_detector() -> Detector:
     return _detector
 
 
-def make_agent(port: int, cameras: list[dict[str, Any]], **overrides: Any
-               ) -> tuple[Agent, Publisher, EdgeConfig]:
+def make_agent(port: int, cameras: list[dict[str, Any]], openers: dict | None = None,
+               **overrides: Any) -> tuple[Agent, Publisher, EdgeConfig]:
     """An agent with a fresh device id (retained topics of other tests never leak in)."""
     mqtt = {"host": "127.0.0.1", "port": port, "reconnect_min_s": 1, "reconnect_max_s": 2,
             **overrides.pop("mqtt", {})}
@@ -39,7 +39,8 @@ def make_agent(port: int, cameras: list[dict[str, Any]], **overrides: Any
         "stats_interval_s": 1.0, **overrides})
     publisher = Publisher(config.mqtt, config.device_id).start()
     assert publisher.connected.wait(5), "agent did not connect to the test broker"
-    agent = Agent(config, shared_detector(), publisher, model_id="osprey_edge_ssdlite")
+    agent = Agent(config, shared_detector(), publisher, model_id="osprey_edge_ssdlite",
+                  openers=openers)
     return agent, publisher, config
 
 
