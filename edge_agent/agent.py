@@ -35,6 +35,7 @@ from edge_agent.mqtt.payloads import SCHEMA_VERSION, camera_status_payload, dete
 from edge_agent.mqtt.publisher import Publisher
 from edge_agent.offload.client import Answer
 from edge_agent.offload.manager import OffloadManager, verified_tracks
+from edge_agent.offload.merge import merge_window
 from edge_agent.tracker import Tracker, TrackUpdate
 from edge_agent.window import SlidingWindow, WindowSummary
 
@@ -307,6 +308,7 @@ class Agent:
         if self.offload is not None and answer.source == "cloud":
             self.offload.remember(answer)
         names = self.detector.class_names
+        keys = {idx for idx, _ in answer.frames}
         verified = []
         for tid, cls, score in verified_tracks(answer.edge[-1], answer.frames[-1][1]):
             if not any(t.track_id == tid for t in p.tracker.tracks):
@@ -323,8 +325,8 @@ class Agent:
             "window_id": answer.window_id, "request_id": answer.request_id,
             "source": answer.source, "rtt_ms": round(answer.rtt_ms, 2),
             "model": answer.model, "worker": answer.worker,
-            "frames": [{"frame": idx, "detections": dets.to_json()}
-                       for idx, dets in answer.frames],
+            "frames": [{"frame": idx, "keyframe": idx in keys, "detections": dets.to_json()}
+                       for idx, dets in merge_window(answer.window, answer.frames)],
             "verified_tracks": verified}
         self.publisher.publish_json(self.topics.camera(p.name, "refined"), payload)
         self.metrics.refined.labels(p.name, answer.source).inc()

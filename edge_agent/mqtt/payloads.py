@@ -175,8 +175,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "osprey/{d}/{c}/refined",
         "description": "The cloud's answer for an offloaded window (source `cloud`), or a "
-                       "cached answer for a recurring scene (source `cache`, nothing sent). "
-                       "Boxes in frame pixels of the frames named.",
+                       "cached answer for a recurring scene (source `cache`, nothing sent), "
+                       "merged into every frame of the window: keyframes carry the cloud's "
+                       "detections, other frames the edge's with the cloud's verdict on their "
+                       "tracks. Boxes in frame pixels.",
         "type": "object",
         "required": ["v", "device", "camera", "window_id", "request_id", "source", "rtt_ms",
                      "model", "worker", "frames", "verified_tracks"],
@@ -191,8 +193,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "model": {"type": "string"},
             "worker": {"type": "string"},
             "frames": {"type": "array", "items": {
-                "type": "object", "required": ["frame", "detections"],
+                "type": "object", "required": ["frame", "keyframe", "detections"],
                 "properties": {"frame": {"type": "integer", "minimum": 0},
+                               "keyframe": {"type": "boolean",
+                                            "description": "the cloud saw this frame; other "
+                                                           "frames are merged from it"},
                                "detections": {"type": "array", "items": _DETECTION}},
                 "additionalProperties": False}},
             "verified_tracks": {"type": "array", "items": {

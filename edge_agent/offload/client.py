@@ -57,6 +57,8 @@ class Answer:
     edge: list[Detections]
     """The edge's detections on the same keyframes (with track ids)."""
     rtt_ms: float
+    window: list[tuple[int, Detections]] = field(default_factory=list)
+    """The edge's detections on every frame of the window, for the merge."""
     worker: str = ""
     model: str = ""
     fingerprint: Fingerprint | None = None
@@ -70,6 +72,7 @@ class _Pending:
     frames: list[int]
     edge: list[Detections]
     fingerprint: Fingerprint | None
+    window: list[tuple[int, Detections]]
 
 
 @dataclass
@@ -199,7 +202,9 @@ class OffloadClient:
         with self.lock:
             self.pending[rid] = _Pending(job.summary.camera, job.summary.window_id,
                                          time.monotonic(), [f.frame.index for f in frames],
-                                         [f.detections for f in frames], job.fingerprint)
+                                         [f.detections for f in frames], job.fingerprint,
+                                         [(f.frame.index, f.detections)
+                                          for f in job.summary.frames])
         props = None
         if self.publisher.v5:
             props = Properties(PacketTypes.PUBLISH)
@@ -263,7 +268,7 @@ class OffloadClient:
         by_index = {f.index: from_wire(f.detections, self.class_names) for f in resp.frames}
         frames = [(i, by_index.get(i, Detections.empty(self.class_names))) for i in p.frames]
         self.on_answer(Answer(p.camera, p.window_id, resp.id, "cloud", frames, p.edge, rtt,
-                              resp.worker, resp.model, p.fingerprint))
+                              p.window, resp.worker, resp.model, p.fingerprint))
 
     def snapshot(self) -> dict:
         with self.lock:

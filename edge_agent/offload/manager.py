@@ -69,7 +69,9 @@ class OffloadManager:
                     [(kf.frame.index, dets) for kf, dets in zip(keyframes, entry.answer,
                                                                  strict=True)],
                     [kf.detections for kf in keyframes],
-                    (time.monotonic() - started) * 1000, model=entry.meta.get("model", "")))
+                    (time.monotonic() - started) * 1000,
+                    [(f.frame.index, f.detections) for f in summary.frames],
+                    model=entry.meta.get("model", "")))
                 return
         self.client.submit(summary, keyframes, self.queries.get(summary.camera, []), fp)
 

@@ -13,6 +13,7 @@ from edge_agent.config.edge import OffloadConfig
 from edge_agent.detector.detections import Detections
 from edge_agent.offload.cache import EdgeCache, fingerprint
 from edge_agent.offload.keyframes import select_keyframes, sharpness
+from edge_agent.offload.merge import merge_window
 from edge_agent.offload.policy import Breaker, OffloadPolicy, TokenBucket, window_score
 from edge_agent.offload.protocol import (
     Keyframe,
@@ -187,6 +188,24 @@ def test_policy_threshold_budget_in_flight_and_rate_mode():
     rng = np.random.default_rng(1)
     sent = [rate.decide(float(s), 0).send for s in rng.random(2000)]
     assert 0.15 < np.mean(sent[100:]) < 0.25
+
+
+# merging an answer into the window ------------------------------------------------------
+
+
+def test_merge_confirms_relabels_rejects_and_carries():
+    car, ghost, truck = [0, 0, 40, 30], [200, 200, 230, 220], [100, 50, 180, 110]
+    edge = {f: dets([car, ghost], [0.45, 0.5], [1, 4], [1, 2]) for f in range(5)}
+    edge[4] = dets([car, ghost, [300, 10, 320, 30]], [0.45, 0.5, 0.4], [1, 4, 0], [1, 2, -1])
+    cloud = dets([car, truck], [0.9, 0.8], [2, 2])  # car is a truck; ghost absent; a truck
+    merged = dict(merge_window([(f, edge[f]) for f in range(5)], [(2, cloud)], carry=1))
+    assert merged[2] is cloud                                   # the keyframe: the cloud's
+    m1 = merged[1]
+    assert m1.class_id.tolist()[:2] == [2, 4] and m1.score[0] == pytest.approx(0.9)
+    assert m1.score[1] == pytest.approx(0.5 * 0.3)              # the cloud rejected track 2
+    assert len(m1) == 3 and m1.class_id[2] == 2 and m1.score[2] == pytest.approx(0.8 * 0.8)
+    assert len(merged[0]) == 2                                  # 2 frames away: nothing added
+    assert merged[4].score[2] == pytest.approx(0.4 * 0.6)       # untracked: unsure
 
 
 # keyframes and the edge cache on real synthetic frames -------------------------------------

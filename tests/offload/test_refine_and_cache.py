@@ -78,7 +78,8 @@ def test_a_cloud_label_sticks_to_its_track_and_the_event_is_verified(mosquitto, 
         cloud = Detections(box, np.array([0.97], np.float32), np.array([other], np.int32),
                            names)
         agent.post_answer(Answer("still", "still-x", "r" * 32, "cloud", [(last["frame"], cloud)],
-                                 [edge], 42.0, worker="w", model="cloud"))
+                                 [edge], 42.0, [(last["frame"] - 1, edge), (last["frame"], edge)],
+                                 worker="w", model="cloud"))
         tid, label = tracked["track_id"], names[other]
 
         def relabelled(ms):
@@ -94,6 +95,10 @@ def test_a_cloud_label_sticks_to_its_track_and_the_event_is_verified(mosquitto, 
     assert refined[0]["verified_tracks"] == [
         {"track_id": tid, "label": label, "class_id": other, "score": 0.97}]
     assert refined[0]["source"] == "cloud" and refined[0]["rtt_ms"] == 42.0
+    before, key = refined[0]["frames"]
+    assert key["keyframe"] and not before["keyframe"]
+    assert [d["label"] for d in key["detections"]] == [label]
+    assert [(d["label"], d["track_id"]) for d in before["detections"]] == [(label, tid)]
     events = [e for e in decoded(msgs, f"{base}/events", "events") if e["track_id"] == tid]
     assert any(e["type"] == "update" and e["verified"] and e["label"] == label
                for e in events)
