@@ -16,9 +16,23 @@ from edge_agent.detector import Detector
 
 
 def add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="measure the pipeline against pure inference")
-    p.add_argument("what", choices=["pipeline"], help="what to measure")
+    p = sub.add_parser("bench", help="measure the pipeline (against pure inference) or what "
+                                     "offloading buys (accuracy, uplink, cache, latency)")
+    p.add_argument("what", choices=["pipeline", "offload"], help="what to measure")
     p.add_argument("--model", type=Path, default=None, help="default: the bundled edge model")
+    p.add_argument("--cloud-model", type=Path, default=None,
+                   help="offload: default the bundled cloud model")
+    p.add_argument("--seeds", default="1000,1001", help="offload: held-out world seeds")
+    p.add_argument("--presets", default="normal,hard", help="offload: world presets")
+    p.add_argument("--clip-seconds", type=float, default=30.0,
+                   help="offload: seconds of each clip (default 30)")
+    p.add_argument("--cache-seconds", type=float, default=180.0,
+                   help="offload: seconds of the recurring-scene clip for the cache (0: skip)")
+    p.add_argument("--live-seconds", type=float, default=30.0,
+                   help="offload: seconds of the live latency run (0: skip)")
+    p.add_argument("--plot", type=Path, default=None, help="offload: write the PNG plot here")
+    p.add_argument("--work-dir", type=Path, default=None,
+                   help="offload: keep per-clip detections here to rerun quickly")
     p.add_argument("--seconds", type=float, default=20.0, help="per measurement (default 20)")
     p.add_argument("--memory-minutes", type=float, default=0.0,
                    help="also run this long at 30 fps and report resident memory (e.g. 10)")
@@ -28,6 +42,8 @@ def add_bench(sub) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.what == "offload":
+        return run_bench_offload(args)
     from edge_agent.bench import bench_pipeline, markdown
 
     model = args.model or bundled_edge_model()
@@ -43,4 +59,47 @@ def run_bench(args: argparse.Namespace) -> int:
     else:
         print(f"{result['date']}, {result['machine']}, model {result['model']}\n")
         print(markdown(result))
+    return EXIT_OK
+
+
+def run_bench_offload(args: argparse.Namespace) -> int:
+    from edge_agent.bench_offload import RATIOS, bench_offload, plot
+    from edge_agent.bundled import bundled_cloud_model
+
+    result = bench_offload(
+        args.model or bundled_edge_model(), args.cloud_model or bundled_cloud_model(),
+        [int(s) for s in args.seeds.split(",")], args.presets.split(","), args.clip_seconds,
+        args.cache_seconds, args.live_seconds,
+        progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True),
+        work_dir=args.work_dir)
+    result["date"] = date.today().isoformat()
+    result["machine"] = f"{platform.node()} {platform.machine()}"
+    if args.plot:
+        plot(result, args.plot)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    print(f"{result['date']}, {result['machine']}, clips {', '.join(result['clips'])}, "
+          f"{result['windows']} windows\n")
+    print("| run | ratio | mAP@0.5 | G(r) | uplink MB | / cloud-only |")
+    print("|---|---|---|---|---|---|")
+    for name in ("edge_only", "cloud_only"):
+        x = result[name]
+        print(f"| {name} | | {x['map50']:.3f} | {x['gap_recovery']:.2f} | "
+              f"{x['uplink_bytes'] / 1e6:.2f} | {x['uplink_ratio_vs_cloud_only']:.3f} |")
+    for name in ("policy", "random", "periodic"):
+        for r in RATIOS:
+            x = result[name][f"{r:.2f}"]
+            print(f"| {name} | {r:.0%} | {x['map50']:.3f} | {x['gap_recovery']:.2f} | "
+                  f"{x['uplink_bytes'] / 1e6:.2f} | {x['uplink_ratio_vs_cloud_only']:.3f} |")
+    print("\nwindow score vs the cloud's corrections (rank correlation): " + ", ".join(
+        f"{k} {v:.2f}" for k, v in result["score_vs_correction_rank_corr"].items()))
+    if "cache" in result:
+        c = result["cache"]
+        print(f"cache ({c['seconds']:g} s, recurring scenes): hit rate {c['cache_hit_rate']:.2f}"
+              f", reuse captured {c['reuse_captured']}, false hits {c['false_hit_rate']:.3f}")
+    if "refined_latency" in result:
+        lat = result["refined_latency"]
+        print(f"refined latency: p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms "
+              f"({lat['answered']} answers)")
     return EXIT_OK

@@ -100,7 +100,7 @@ class OffloadConfig(Strict):
     windows_per_minute: float = Field(6.0, gt=0, description="Budget: windows sent per minute.")
     bytes_per_minute: int = Field(2_000_000, ge=1024, description="Budget: bytes per minute.")
     max_in_flight: int = Field(1, ge=1, le=64, description="Requests in flight per camera.")
-    keyframes: int = Field(3, ge=1, le=16, description="Keyframes sent per window.")
+    keyframes: int = Field(5, ge=1, le=16, description="Keyframes sent per window.")
     jpeg_quality: int = Field(85, ge=10, le=100, description="JPEG quality of keyframes.")
     keyframe_max_side: int = Field(640, ge=64, le=4096, description="Keyframes resized to fit.")
     max_payload_bytes: int = Field(

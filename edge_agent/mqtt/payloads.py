@@ -103,7 +103,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "counts": {"type": "object",
                                "additionalProperties": {"type": "integer", "minimum": 0},
                                "description": "windows, sent, cache_hit, answered, timeout, "
-                                              "error, late, below_threshold, budget, "
+                                              "overlap, error, late, below_threshold, budget, "
                                               "in_flight, breaker, busy, too_large, failed"},
                     "bytes_up": {"type": "integer", "minimum": 0},
                     "in_flight": {"type": "integer", "minimum": 0},

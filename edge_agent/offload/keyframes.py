@@ -22,19 +22,25 @@ def frame_uncertainty(frame: WindowFrame, band: tuple[float, float]) -> float:
     return float(((s >= low) & (s < high)).sum()) + 0.1 * len(s)
 
 
+def pick(uncertainty: np.ndarray, sharp: np.ndarray, k: int) -> list[int]:
+    """Indices of up to `k` frames in time order: ranked by uncertainty, then sharpness,
+    taking at most one frame from each of k equal slices so the keyframes span the window."""
+    n = len(uncertainty)
+    if n <= k:
+        return list(range(n))
+    rank = uncertainty / (uncertainty.max() or 1.0) + 0.5 * sharp / (sharp.max() or 1.0)
+    slices = np.array_split(np.arange(n), k)
+    return sorted(int(s[np.argmax(rank[s])]) for s in slices if len(s))
+
+
 def select_keyframes(summary: WindowSummary, k: int, band: tuple[float, float]
                      ) -> list[WindowFrame]:
-    """Up to `k` frames in time order: ranked by uncertainty, then sharpness, taking at most one
-    frame from each of k equal slices of the window so the keyframes span it."""
     frames = list(summary.frames)
     if len(frames) <= k:
         return frames
     unc = np.array([frame_uncertainty(f, band) for f in frames])
     sharp = np.array([sharpness(f.frame.image) for f in frames])
-    rank = unc / (unc.max() or 1.0) + 0.5 * sharp / (sharp.max() or 1.0)
-    slices = np.array_split(np.arange(len(frames)), k)
-    chosen = [int(s[np.argmax(rank[s])]) for s in slices if len(s)]
-    return [frames[i] for i in sorted(chosen)]
+    return [frames[i] for i in pick(unc, sharp, k)]
 
 
 def encode_jpeg(image: np.ndarray, max_side: int, quality: int) -> bytes:

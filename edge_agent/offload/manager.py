@@ -51,7 +51,10 @@ class OffloadManager:
         self.client.count("windows")
         score = window_score(summary, self.o.uncertain_band)
         with self.client.lock:
-            decision = self.policy.decide(score, self.client.in_flight[summary.camera])
+            decision = self.policy.decide(score, self.client.in_flight[summary.camera],
+                                          summary.camera, summary.first_index)
+            if decision.send:
+                self.policy.cover(summary.camera, summary.last_index)
         if not decision.send:
             self.client.count(decision.reason)
             return

@@ -113,6 +113,9 @@ class OffloadPolicy:
                                            config.max_payload_bytes), clock=clock)
         self.breaker = Breaker(config.breaker_failures, config.breaker_cooldown_s, clock)
         self.history: deque[float] = deque(maxlen=500)
+        self.covered: dict[str, int] = {}
+        """Per camera, the last frame of the last window answered or sent: a window that
+        overlaps it would send frames already refined."""
 
     def threshold(self) -> float:
         """The score a window needs: fixed, or in rate mode the (1 - rate) quantile of recent
@@ -121,11 +124,14 @@ class OffloadPolicy:
             return self.config.score_threshold
         return float(np.quantile(np.array(self.history), 1.0 - self.config.rate_target))
 
-    def decide(self, score: float, in_flight: int) -> Decision:
+    def decide(self, score: float, in_flight: int, camera: str = "",
+               first_frame: int | None = None) -> Decision:
         threshold = self.threshold()
         self.history.append(score)
         if score < threshold or score <= 0.0:
             return Decision(False, "below_threshold", score)
+        if first_frame is not None and first_frame <= self.covered.get(camera, -1):
+            return Decision(False, "overlap", score)
         if in_flight >= self.config.max_in_flight:
             return Decision(False, "in_flight", score)
         if not self.breaker.allow():
@@ -135,6 +141,9 @@ class OffloadPolicy:
                 self.breaker.trial = False
             return Decision(False, "budget", score)
         return Decision(True, "sent", score)
+
+    def cover(self, camera: str, last_frame: int) -> None:
+        self.covered[camera] = max(last_frame, self.covered.get(camera, -1))
 
     def charge(self, nbytes: int) -> bool:
         """Take one window and `nbytes` from the budget; False (nothing taken) when the bytes

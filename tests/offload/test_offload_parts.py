@@ -183,6 +183,12 @@ def test_policy_threshold_budget_in_flight_and_rate_mode():
     assert policy.decide(0.9, 0).reason == "budget"  # burst of 1 used, refills in 10 s
     clock.t += 10
     assert policy.decide(0.9, 0).send
+    # A window overlapping the last one sent would send frames already refined.
+    policy.cover("cam", 23)
+    clock.t += 60
+    assert policy.decide(0.9, 0, "cam", 16).reason == "overlap"
+    assert policy.decide(0.9, 0, "other", 16).send
+    assert policy.decide(0.9, 0, "cam", 24).send
     rate = OffloadPolicy(OffloadConfig(enabled=True, mode="rate", rate_target=0.2,
                                        windows_per_minute=1e6), clock=clock)
     rng = np.random.default_rng(1)
@@ -200,12 +206,24 @@ def test_merge_confirms_relabels_rejects_and_carries():
     cloud = dets([car, truck], [0.9, 0.8], [2, 2])  # car is a truck; ghost absent; a truck
     merged = dict(merge_window([(f, edge[f]) for f in range(5)], [(2, cloud)], carry=1))
     assert merged[2] is cloud                                   # the keyframe: the cloud's
-    m1 = merged[1]
-    assert m1.class_id.tolist()[:2] == [2, 4] and m1.score[0] == pytest.approx(0.9)
-    assert m1.score[1] == pytest.approx(0.5 * 0.3)              # the cloud rejected track 2
-    assert len(m1) == 3 and m1.class_id[2] == 2 and m1.score[2] == pytest.approx(0.8 * 0.8)
-    assert len(merged[0]) == 2                                  # 2 frames away: nothing added
+    m1 = merged[1]                                              # 1 frame away: carried
+    assert m1.class_id.tolist() == [2, 4, 2]
+    assert m1.score.tolist() == pytest.approx([0.9, 0.5 * 0.3, 0.8 * 0.9])
+    assert m1.xyxy[0].tolist() == car                           # the edge's own box
+    m0 = merged[0]                                              # 2 frames away: no estimate
+    assert len(m0) == 2 and m0.score.tolist() == pytest.approx([0.45 * 0.6, 0.5 * 0.3])
     assert merged[4].score[2] == pytest.approx(0.4 * 0.6)       # untracked: unsure
+
+
+def test_merge_interpolates_an_object_only_the_cloud_saw():
+    empty = dets([], [], [], [])
+    walker0, walker4 = [100, 100, 120, 160], [140, 100, 160, 160]
+    keys = [(0, dets([walker0], [0.8], [0])), (4, dets([walker4], [0.7], [0]))]
+    merged = dict(merge_window([(f, empty) for f in range(5)], keys, carry=0))
+    for f in (1, 2, 3):
+        assert merged[f].xyxy.tolist() == [[100 + 10 * f, 100, 120 + 10 * f, 160]]
+        assert merged[f].score[0] == pytest.approx(0.7 * 0.9)
+        assert merged[f].label(0) == "person"
 
 
 # keyframes and the edge cache on real synthetic frames -------------------------------------

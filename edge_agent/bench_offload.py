@@ -1,0 +1,420 @@
+"""`edge-agent bench offload`: what offloading buys, measured on held-out synthetic clips.
+
+Each clip is rendered from its seed (exact ground truth), the edge model and its tracker run
+on every frame, and the cloud model (as the worker runs it) on every frame, once. Then, with
+no further inference:
+
+- **edge-only** and **cloud-only** (every frame sent as JPEG) bound the range;
+- the **policy** offloads the least confident windows (window_score, as the agent: above a
+  threshold, never overlapping the last window offloaded) at ratios of 5/10/20/40 % of
+  windows, each as `keyframes` keyframes; the cloud's fused answer is merged into every frame
+  of the window exactly as the agent does (edge_agent.offload.merge);
+- baselines at the same ratios: **random** windows (5 seeds) and **periodic** windows.
+
+For each: mAP@0.5 over all frames, gap recovery G(r) = (mAP - mAP_edge) / (mAP_cloud -
+mAP_edge), uplink bytes (the msgpack requests the agent would send) and their ratio to
+cloud-only. Which window score predicts the cloud's corrections best is reported as rank
+correlations. The edge cache runs over a long clip with recurring and near-duplicate scenes:
+hit rate, reuse captured (correct hits over the windows an oracle could have reused) and false
+hits (reused answers below F1 0.9 against a fresh cloud answer). A live run through a real
+broker and worker gives the round-trip latency of refined results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge_agent.capture.frame import Frame
+from edge_agent.config.common import DetectorModelConfig, RuntimeConfig
+from edge_agent.config.edge import OffloadConfig
+from edge_agent.detector import Detector
+from edge_agent.detector.detections import Detections
+from edge_agent.detector.nms import iou_matrix
+from edge_agent.evaluate import CLIP_ID_SPAN, evaluate
+from edge_agent.offload.cache import EdgeCache, fingerprint
+from edge_agent.offload.keyframes import frame_uncertainty, pick, sharpness
+from edge_agent.offload.merge import merge_window
+from edge_agent.offload.policy import window_score
+from edge_agent.offload.protocol import Keyframe, OffloadRequest, encode, to_wire
+from edge_agent.sim import SyntheticWorld, WorldOptions
+from edge_agent.sim.truth import FrameTruth
+from edge_agent.tracker import Tracker
+from edge_agent.window import SlidingWindow, WindowFrame
+
+RATIOS = (0.05, 0.10, 0.20, 0.40)
+_TINY = np.zeros((2, 2, 3), np.uint8)
+
+
+@dataclass
+class Clip:
+    name: str
+    truths: list[FrameTruth]
+    edge: list[Detections]
+    cloud: list[Detections]
+    jpeg: np.ndarray
+    sharp: np.ndarray
+    base: int
+    """Frame ids of this clip start at base (pooled evaluation)."""
+
+
+@dataclass
+class Window:
+    clip: int
+    start: int
+    frames: list[int]
+    scores: dict[str, float]
+    keys: list[int] = field(default_factory=list)
+
+
+def _world_clip(seed: int, preset: str, seconds: float, k: int, edge: Detector,
+                cloud: Detector, progress: Callable[[str], None]) -> Clip:
+    world = SyntheticWorld(WorldOptions.from_preset(preset, seed=seed))
+    n = round(seconds * world.options.fps)
+    tracker = Tracker()
+    truths, edge_d, cloud_d, sizes, sharp = [], [], [], [], []
+    t0 = time.monotonic()
+    for i in range(n):
+        rendered, truth = world.render(i)
+        img = rendered.image
+        truths.append(truth)
+        edge_d.append(tracker.update(edge(img), i).all)
+        cloud_d.append(cloud(img))
+        sizes.append(len(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]))
+        sharp.append(sharpness(img))
+        if i % 150 == 149:
+            progress(f"{preset}-{seed}: {i + 1}/{n} frames ({time.monotonic() - t0:.0f} s)")
+    return Clip(f"{preset}-{seed}", truths, edge_d, cloud_d, np.array(sizes),
+                np.array(sharp), k * CLIP_ID_SPAN)
+
+
+def _windows(clips: list[Clip], size: int, stride: int, k: int,
+             band: tuple[float, float]) -> list[Window]:
+    out = []
+    for c, clip in enumerate(clips):
+        sw = SlidingWindow(clip.name, size, stride, band)
+        for i, dets in enumerate(clip.edge):
+            summary = sw.push(Frame(clip.name, i, 0.0, 0.0, _TINY), dets)
+            if summary is None:
+                continue
+            frames = [f.frame.index for f in summary.frames]
+            scores = np.concatenate([f.detections.score for f in summary.frames])
+            low, high = band
+            p = np.clip(scores.astype(np.float64), 1e-6, 1 - 1e-6)
+            unc = np.array([frame_uncertainty(WindowFrame(f.frame, f.detections), band)
+                            for f in summary.frames])
+            keys = [frames[j] for j in pick(unc, clip.sharp[frames], k)]
+            out.append(Window(c, frames[0], frames, {
+                "combined": window_score(summary, band),
+                "uncertain_share": float(((scores >= low) & (scores < high)).mean())
+                if scores.size else 0.0,
+                "entropy": float((-(p * np.log2(p) + (1 - p) * np.log2(1 - p))).mean())
+                if scores.size else 0.0,
+                "flicker": float(summary.flicker),
+                "low_mean_score": 1.0 - float(scores.mean()) if scores.size else 0.0,
+            }, keys))
+    return out
+
+
+def causal_policy(windows: list[Window], scores: np.ndarray, n: int) -> list[int]:
+    """The agent's rule, in time order per clip: offload a window whose score reaches the
+    threshold unless it overlaps the last window offloaded. The threshold is the one that
+    offloads `n` windows (bisection over the scores), as rate mode aims to."""
+    def select(threshold: float) -> list[int]:
+        chosen, last = [], {}
+        for i, w in enumerate(windows):
+            if scores[i] >= threshold and w.start > last.get(w.clip, -1):
+                chosen.append(i)
+                last[w.clip] = w.frames[-1]
+        return chosen
+
+    cands = np.unique(scores)[::-1]
+    lo, hi = 0, len(cands) - 1
+    while lo < hi:  # fewest candidates (highest threshold) that reach n windows
+        mid = (lo + hi) // 2
+        if len(select(float(cands[mid]))) >= n:
+            hi = mid
+        else:
+            lo = mid + 1
+    return select(float(cands[lo]))[:n] if len(cands) else []
+
+
+def _fused(clip: Clip, keys: list[int], min_score: float) -> list[Detections]:
+    from cloud_fallback.fusion import fuse_keyframes
+
+    fused = fuse_keyframes([clip.cloud[k] for k in keys])
+    return [d[d.score >= min_score] for d in fused]
+
+
+def _request_bytes(clip: Clip, keys: list[int]) -> int:
+    """Size of the msgpack request the agent would send: the JPEGs plus the envelope (edge
+    detections, ids), measured by encoding one with placeholder bytes of the right length."""
+    frames = [Keyframe(index=k, captured_at=0.0, width=640, height=360,
+                       jpeg=b"\xff\xd8" + b"\0" * (int(clip.jpeg[k]) - 2)) for k in keys]
+    req = OffloadRequest(id="0" * 32, device="bench", camera="cam", window="cam-1",
+                         sent_at=0.0, expires_at=0.0, reply_to="osprey/bench/offload/response",
+                         corr=b"0" * 32, frames=frames,
+                         edge=[to_wire(clip.edge[k]) for k in keys])
+    return len(encode(req))
+
+
+def _system_map(clips: list[Clip], windows: list[Window], chosen: list[int],
+                min_score: float) -> tuple[float, int]:
+    """mAP@0.5 of what the agent would publish when `chosen` windows are offloaded, and the
+    uplink bytes."""
+    out = [list(clip.edge) for clip in clips]
+    uplink = 0
+    for wi in sorted(chosen, key=lambda i: (windows[i].clip, windows[i].start)):
+        w = windows[wi]
+        clip = clips[w.clip]
+        answer = list(zip(w.keys, _fused(clip, w.keys, min_score), strict=True))
+        for f, dets in merge_window([(f, out[w.clip][f]) for f in w.frames], answer):
+            out[w.clip][f] = dets
+        uplink += _request_bytes(clip, w.keys)
+    return _map(clips, out), uplink
+
+
+def _map(clips: list[Clip], per_clip: list[list[Detections]]) -> float:
+    from dataclasses import replace
+
+    truths, dets = [], []
+    for clip, frames in zip(clips, per_clip, strict=True):
+        for t, d in zip(clip.truths, frames, strict=True):
+            truths.append(replace(t, frame=clip.base + t.frame))
+            dets.append((clip.base + t.frame, d))
+    return evaluate(truths, dets).map50
+
+
+def _f1(a: Detections, b: Detections, score: float = 0.5, iou: float = 0.5) -> float:
+    a, b = a[a.score >= score], b[b.score >= score]
+    if not len(a) and not len(b):
+        return 1.0
+    if not len(a) or not len(b):
+        return 0.0
+    m = iou_matrix(a.xyxy, b.xyxy) * (a.class_id[:, None] == b.class_id[None, :])
+    hits = 0
+    while m.size and m.max() >= iou:
+        i, j = np.unravel_index(np.argmax(m), m.shape)
+        hits += 1
+        m[i, :] = 0
+        m[:, j] = 0
+    return 2 * hits / (len(a) + len(b))
+
+
+def _rank_corr(x: np.ndarray, y: np.ndarray) -> float:
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    if rx.std() == 0 or ry.std() == 0:
+        return 0.0
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def bench_cache(edge: Detector, cloud: Detector, seed: int, seconds: float, ratio: float,
+                size: int, stride: int, k: int, min_score: float, cfg: OffloadConfig,
+                progress: Callable[[str], None]) -> dict[str, Any]:
+    """The edge cache over a long clip with recurring and near-duplicate scenes, windows
+    offloaded at `ratio` by the policy's score (rate mode)."""
+    world = SyntheticWorld(WorldOptions.from_preset("normal", seed=seed, recurring_fraction=0.4,
+                                                    near_duplicate_fraction=0.2))
+    from cloud_fallback.fusion import fuse_keyframes
+
+    n = round(seconds * world.options.fps)
+    tracker = Tracker()
+    sw = SlidingWindow("cache", size, stride, cfg.uncertain_band)
+    summaries = []  # each holds its frames' images (a few MB per window: fine for a bench)
+    for i in range(n):
+        img = world.render(i)[0].image
+        summary = sw.push(Frame("cache", i, 0.0, 0.0, img), tracker.update(edge(img), i).all)
+        if summary is not None:
+            summaries.append(summary)
+        if i % 300 == 299:
+            progress(f"cache clip: {i + 1}/{n} frames")
+    scores = np.array([window_score(s, cfg.uncertain_band) for s in summaries])
+    cut = np.quantile(scores, 1 - ratio)
+    cache = EdgeCache(512, 3600.0, 6, 6.0)
+    stored: list[list[Detections]] = []
+    hits = correct_hits = false_hits = oracle = offloaded = 0
+    for summary, score in zip(summaries, scores, strict=True):
+        if score < cut:
+            continue
+        offloaded += 1
+        by_index = {f.frame.index: f for f in summary.frames}
+        frames = list(by_index)
+        unc = np.array([frame_uncertainty(f, cfg.uncertain_band) for f in summary.frames])
+        sharp = np.array([sharpness(f.frame.image) for f in summary.frames])
+        keys = [frames[j] for j in pick(unc, sharp, k)]
+        fresh = [d[d.score >= min_score]
+                 for d in fuse_keyframes([cloud(by_index[f].frame.image) for f in keys])]
+        fp = fingerprint([by_index[f].frame.image for f in keys])
+        reusable = any(min(_f1(a, b) for a, b in zip(s, fresh, strict=True)) >= 0.9
+                       for s in stored if len(s) == len(fresh))
+        oracle += reusable
+        entry = cache.lookup(fp, by_index[keys[-1]].detections)
+        if entry is not None:
+            hits += 1
+            good = min(_f1(a, b) for a, b in zip(entry.answer, fresh, strict=True)) >= 0.9
+            correct_hits += good
+            false_hits += not good
+        else:
+            cache.put(fp, fresh, fresh[-1])
+            stored.append(fresh)
+    return {"seed": seed, "seconds": seconds, "ratio": ratio, "offloaded_windows": offloaded,
+            "cache_hits": hits, "cache_hit_rate": hits / max(1, offloaded),
+            "oracle_reusable": oracle,
+            "reuse_captured": correct_hits / oracle if oracle else None,
+            "false_hits": false_hits, "false_hit_rate": false_hits / max(1, hits)}
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def bench_offload(edge_path: Path, cloud_path: Path, seeds: list[int], presets: list[str],
+                  seconds: float, cache_seconds: float, live_seconds: float,
+                  progress: Callable[[str], None] = lambda _: None,
+                  work_dir: Path | None = None) -> dict[str, Any]:
+    """`work_dir` keeps each clip's detections (keyed by both models' hashes, seed, preset
+    and length), so a rerun that changes only the policy or the merge takes seconds."""
+    import pickle
+
+    cfg = OffloadConfig(enabled=True)
+    size, stride, k, min_score = 16, 8, cfg.keyframes, 0.2
+    edge = Detector.from_config(DetectorModelConfig(path=edge_path), RuntimeConfig())
+    cloud = Detector.from_config(DetectorModelConfig(path=cloud_path, score_threshold=0.1),
+                                 RuntimeConfig())
+    models = f"{_sha(edge_path)}-{_sha(cloud_path)}"
+    clips = []
+    for preset in presets:
+        for seed in seeds:
+            saved = (work_dir / f"{preset}-{seed}-{seconds:g}s-{models}.pkl"
+                     if work_dir else None)
+            if saved is not None and saved.is_file():
+                clip = pickle.loads(saved.read_bytes())
+                clip.base = len(clips) * CLIP_ID_SPAN
+            else:
+                clip = _world_clip(seed, preset, seconds, len(clips), edge, cloud, progress)
+                if saved is not None:
+                    saved.parent.mkdir(parents=True, exist_ok=True)
+                    saved.write_bytes(pickle.dumps(clip))
+            clips.append(clip)
+    windows = _windows(clips, size, stride, k, cfg.uncertain_band)
+    progress(f"{len(windows)} windows; scoring")
+    edge_map = _map(clips, [c.edge for c in clips])
+    cloud_map = _map(clips, [c.cloud for c in clips])
+    cloud_bytes = int(sum(c.jpeg.sum() for c in clips))
+    gap = cloud_map - edge_map
+
+    def row(chosen: list[int]) -> dict[str, float]:
+        m, up = _system_map(clips, windows, chosen, min_score)
+        return {"map50": m, "gap_recovery": (m - edge_map) / gap if gap > 0 else 0.0,
+                "uplink_bytes": up, "uplink_ratio_vs_cloud_only": up / cloud_bytes}
+
+    # Which score predicts the cloud's corrections: disagreement between the edge and the
+    # cloud on each window's keyframes (1 - F1).
+    correction = np.array([1 - np.mean([_f1(clips[w.clip].edge[f], d) for f, d in zip(
+        w.keys, _fused(clips[w.clip], w.keys, min_score), strict=True)]) for w in windows])
+    predictors = {name: _rank_corr(np.array([w.scores[name] for w in windows]), correction)
+                  for name in windows[0].scores}
+    scores = np.array([w.scores["combined"] for w in windows])
+    result: dict[str, Any] = {
+        "clips": [c.name for c in clips], "seconds_per_clip": seconds, "windows": len(windows),
+        "window": {"size": size, "stride": stride, "keyframes": k},
+        "edge_only": {"map50": edge_map, "gap_recovery": 0.0, "uplink_bytes": 0,
+                      "uplink_ratio_vs_cloud_only": 0.0},
+        "cloud_only": {"map50": cloud_map, "gap_recovery": 1.0, "uplink_bytes": cloud_bytes,
+                       "uplink_ratio_vs_cloud_only": 1.0},
+        "score_vs_correction_rank_corr": predictors,
+        "policy": {}, "random": {}, "periodic": {},
+    }
+    for r in RATIOS:
+        n = max(1, round(r * len(windows)))
+        progress(f"ratio {r:.0%}: policy, random x5, periodic")
+        result["policy"][f"{r:.2f}"] = row(causal_policy(windows, scores, n))
+        rand = [row(list(np.random.default_rng(s).choice(len(windows), n, replace=False)))
+                for s in range(5)]
+        result["random"][f"{r:.2f}"] = {key: float(np.mean([x[key] for x in rand]))
+                                        for key in rand[0]}
+        step = len(windows) / n
+        result["periodic"][f"{r:.2f}"] = row([int(i * step) for i in range(n)])
+    if cache_seconds > 0:
+        result["cache"] = bench_cache(edge, cloud, 1100, cache_seconds, 0.2, size, stride, k,
+                                      min_score, cfg, progress)
+    if live_seconds > 0:
+        progress(f"live: {live_seconds:g} s through a broker and a worker")
+        result["refined_latency"] = live_latency(edge, cloud_path, live_seconds)
+    return result
+
+
+def live_latency(edge: Detector, cloud_path: Path, seconds: float) -> dict[str, Any]:
+    """Round trip of refined results: agent -> broker -> worker -> broker -> agent."""
+    from cloud_fallback.config import CloudConfig
+    from cloud_fallback.worker import Worker
+    from edge_agent.agent import Agent
+    from edge_agent.bench import BenchBroker
+    from edge_agent.config.edge import EdgeConfig
+    from edge_agent.mqtt.publisher import Publisher
+
+    broker = BenchBroker()
+    try:
+        mqtt = {"host": "127.0.0.1", "port": broker.port, "protocol": broker.protocol}
+        worker = Worker(CloudConfig.model_validate({
+            "worker_id": "bench", "mqtt": mqtt,
+            "model": {"detector": {"path": str(cloud_path), "score_threshold": 0.1}}})).start()
+        config = EdgeConfig.model_validate({
+            "device_id": "bench-offload", "mqtt": mqtt, "stats_interval_s": 3600,
+            "cameras": [{"name": "cam", "url": "synthetic://?seed=1200&preset=hard"}],
+            "offload": {"enabled": True, "mode": "rate", "rate_target": 0.2,
+                        "windows_per_minute": 120},
+            "cache": {"enabled": False}})
+        publisher = Publisher(config.mqtt, config.device_id).start()
+        publisher.connected.wait(5)
+        agent = Agent(config, edge, publisher, model_id="bench").start()
+        time.sleep(seconds)
+        agent.stop()
+        publisher.stop()
+        worker.stop()
+        snap = agent.offload.client.snapshot()
+        rtts = np.array(agent.offload.client.stats.rtts or [0.0])
+        return {"seconds": seconds, "answered": snap["counts"].get("answered", 0),
+                "p50_ms": float(np.percentile(rtts, 50)),
+                "p95_ms": float(np.percentile(rtts, 95)), "broker": broker.kind}
+    finally:
+        broker.stop()
+
+
+def plot(result: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, style in (("policy", "o-"), ("random", "s--"), ("periodic", "^:")):
+        rs = sorted(result[name], key=float)
+        a.plot([float(r) * 100 for r in rs], [result[name][r]["gap_recovery"] for r in rs],
+               style, label=name)
+        b.plot([result[name][r]["uplink_bytes"] / 1e6 for r in rs],
+               [result[name][r]["map50"] for r in rs], style, label=name)
+    a.axhline(1.0, color="grey", lw=0.8)
+    a.axhline(0.6, color="grey", lw=0.8, ls="--")
+    a.set(xlabel="windows offloaded (%)", ylabel="gap recovery G(r)",
+          title="Share of the edge-cloud mAP gap recovered")
+    for key, marker in (("edge_only", "x"), ("cloud_only", "*")):
+        b.plot([max(result[key]["uplink_bytes"] / 1e6, 1e-3)], [result[key]["map50"]], marker,
+               ms=10, label=key.replace("_", "-"))
+    b.set_xscale("log")
+    b.set(xlabel="uplink (MB, log)", ylabel="mAP@0.5", title="Accuracy against uplink")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
