@@ -146,4 +146,4 @@ def test_a_recurring_scene_comes_from_the_edge_cache(mosquitto, still_scene):
     assert counts["sent"] > sent_before
     assert off.client.snapshot()["bytes_up"] > bytes_before
     assert off.cache.stats.hits >= 3 and off.cache.stats.misses >= 2
-    assert worker.stats["ok"] == counts["sent"]
+    assert counts["answered"] >= 2 and worker.stats["ok"] >= counts["answered"]
