@@ -204,3 +204,36 @@ def test_malformed_requests_leave_the_worker_answering(mosquitto, scene):
     assert errors
     assert w.stats["malformed"] >= 7 and w.stats["expired"] == 1 and w.stats["ok"] == 1
     w.stop()
+
+
+def test_worker_metrics_health_and_stats_topic(mosquitto, scene):
+    import json
+    import urllib.request
+
+    from edge_agent.metrics import MetricsServer
+
+    w = worker(mosquitto.port, "w-metrics", stats_interval_s=0.5)
+    server = MetricsServer("127.0.0.1", 0, w.metrics.registry, w.health).start()
+    stats: list = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    sub.on_connect = lambda c, *a: c.subscribe("osprey/cloud/w-metrics/stats")
+    sub.on_message = lambda c, u, m: stats.append(json.loads(m.payload))
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.loop_start()
+    edge = Edge(mosquitto.port, "cw4")
+    try:
+        edge.send(encode(make_request(scene, "cw4")))
+        edge.wait(lambda a: len(a) == 1)
+        assert wait_until(lambda: any(s["requests"]["ok"] == 1 for s in stats), 10)
+        url = f"http://127.0.0.1:{server.port}"
+        text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        assert 'osprey_cloud_requests_total{outcome="ok"} 1.0' in text
+        assert "osprey_cloud_inference_seconds_count 3.0" in text  # three keyframes
+        health = json.loads(urllib.request.urlopen(f"{url}/healthz", timeout=5).read())
+        assert health["ok"] and health["mqtt_connected"] and health["redis"] is None
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+        edge.close()
+        server.stop()
+        w.stop()
