@@ -58,8 +58,23 @@ class CloudModelConfig(Strict):
                     "lets fusion across keyframes rescue weak but consistent detections.")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     fuse_keyframes: bool = Field(True, description="Fuse detections across a window's frames.")
+    tiles: str | None = Field(
+        "2x2", description="Also run on COLSxROWS overlapping tiles of each keyframe (small "
+                           "objects at twice the scale; 5 calls per keyframe at 2x2); null: "
+                           "the whole frame only.")
     min_score: float = Field(0.2, ge=0, le=1, description="Answer detections at least this "
                                                           "sure after fusion.")
+
+
+    @field_validator("tiles")
+    @classmethod
+    def _tiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = value.lower().split("x")
+        if len(parts) != 2 or not all(p.isdigit() and 1 <= int(p) <= 4 for p in parts):
+            raise ValueError(f"tiles must look like 2x2 (1 to 4 each way) or null, got {value!r}")
+        return value.lower()
 
 
 class CloudConfig(Strict):

@@ -39,6 +39,7 @@ from cloud_fallback.fusion import fuse_keyframes
 from edge_agent.bundled import bundled_cloud_model
 from edge_agent.detector import Detector
 from edge_agent.detector.detections import Detections
+from edge_agent.detector.tiling import TiledDetector
 from edge_agent.metrics import LATENCY_BUCKETS
 from edge_agent.mqtt.publisher import make_client
 from edge_agent.offload.protocol import (
@@ -88,8 +89,13 @@ class Worker:
                  model_id: str | None = None) -> None:
         self.config = config
         path = config.model.detector.path or bundled_cloud_model()
-        self.detector = detector or Detector.from_config(
-            config.model.detector, config.model.runtime, default_path=path)
+        if detector is None:
+            detector = Detector.from_config(config.model.detector, config.model.runtime,
+                                            default_path=path)
+            if config.model.tiles:
+                cols, rows = (int(v) for v in config.model.tiles.split("x"))
+                detector = TiledDetector(detector, cols, rows)
+        self.detector = detector
         self.model_id = model_id or Path(path).stem
         lim = config.limits
         self.limits = Limits(lim.max_payload_bytes, lim.max_keyframes, lim.max_image_side,

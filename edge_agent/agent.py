@@ -1,13 +1,14 @@
 """The edge agent: cameras -> shared detector -> tracker -> sliding window -> MQTT.
 
-Threads: one capture thread per camera (edge_agent.capture.camera), one detection thread that
-serves every camera in turn with the one detector, one publishing thread (JSON, JPEG snapshots
-and the MQTT client's socket work run there, overlapping the next inference), and one stats
-thread. The detection thread
-takes each camera's freshest frame (never one older than its `max_frame_age_ms`), at most
-`detect_fps` per camera, so a camera faster than the model costs dropped frames, counted, and
-never a growing latency. Detections are published at once; window summaries go to listeners
-(the offload policy) and never hold the loop up.
+Threads: one capture thread per camera (edge_agent.capture.camera); one detection thread that
+serves every camera in turn with the one detector, and does only preprocessing and inference;
+one post thread that decodes, tracks, makes events and window summaries, applies cloud answers
+and publishes, overlapping the next inference (it owns the tracks, so they need no lock); and
+one stats thread. The detection thread may run at most AHEAD frames ahead of the post thread.
+The detection thread takes each camera's freshest frame (never one older than its
+`max_frame_age_ms`), at most `detect_fps` per camera, so a camera faster than the model costs
+dropped frames, counted, and never a growing latency. Detections are published at once;
+window summaries go to listeners (the offload policy), which never wait on the cloud.
 """
 
 from __future__ import annotations
@@ -44,20 +45,32 @@ log = logging.getLogger("osprey.agent")
 HEARTBEAT_STALE_S = 10.0
 """/healthz fails when the detection loop has not gone round for this long."""
 
-OUTBOX_SIZE = 256
-"""Frames' results waiting for the publishing thread; when full, the detection thread waits up
-to OUTBOX_WAIT_S and then drops that frame's messages (counted)."""
-OUTBOX_WAIT_S = 1.0
+AHEAD = 2
+"""Frames the detection thread may run ahead of the post-processing thread; past that it waits
+up to AHEAD_WAIT_S, then drops that frame's results (counted as an error)."""
+AHEAD_WAIT_S = 1.0
 
 
 @dataclass
-class _Result:
-    """One processed frame's messages (frame None: only events, at stop)."""
+class _Inferred:
+    """A frame through the model, waiting for decoding, tracking and publishing."""
 
     pipe: CameraPipeline
-    frame: Frame | None
-    detections: Detections | None
+    frame: Frame
+    outputs: Any
+    """Raw model outputs (split detector), or finished Detections (any other detector)."""
+    transform: Any
+    pre_infer_ms: float
+
+
+@dataclass
+class _Events:
+    pipe: CameraPipeline
     events: list[EventOutput]
+
+
+class _Flush:
+    """Every camera has ended: once this is reached, everything before it is published."""
 
 
 @dataclass
@@ -71,7 +84,7 @@ class _Interval:
 
 
 class CameraPipeline:
-    """Per-camera state the detection thread works on."""
+    """Per-camera state the detection and post threads work on."""
 
     def __init__(self, cfg: CameraConfig, config: EdgeConfig, class_names: tuple[str, ...],
                  opener: Callable[[], FrameSource], on_status: Callable, on_frame: Callable):
@@ -159,13 +172,13 @@ class Agent:
         self.started_at = time.monotonic()
         self.heartbeat = time.monotonic()
         self._detect = threading.Thread(target=self._loop, name="detect", daemon=True)
-        self._outbox: queue.Queue[_Result | None] = queue.Queue(OUTBOX_SIZE)
-        self._publisher_thread = threading.Thread(target=self._publish_loop, name="publish",
-                                                  daemon=True)
+        self._post: queue.Queue[Any] = queue.Queue()
+        self._ahead = threading.BoundedSemaphore(AHEAD)
+        self._post_thread = threading.Thread(target=self._post_loop, name="post", daemon=True)
+        self._split = isinstance(detector, Detector)
         self._stats = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
         self._camera_states: dict[str, dict[str, Any]] = {}
         publisher.on_connected.append(self._republish_status)
-        self._inbox: queue.Queue[Answer] = queue.Queue()
         self.by_name = {p.name: p for p in self.pipelines}
         self.offload: OffloadManager | None = None
         if config.offload.enabled:
@@ -178,7 +191,7 @@ class Agent:
         report_capabilities([p.cfg for p in self.pipelines])
         for p in self.pipelines:
             p.camera.start()
-        self._publisher_thread.start()
+        self._post_thread.start()
         if self.offload is not None:
             self.offload.start()
         self._detect.start()
@@ -204,10 +217,9 @@ class Agent:
         if self.offload is not None:
             self.offload.stop()
         for p in self.pipelines:
-            for out in p.events.close_all():
-                self._outbox.put(_Result(p, None, None, [out]))
-        self._outbox.put(None)
-        self._publisher_thread.join(10)
+            self._post.put(_Events(p, p.events.close_all()))
+        self._post.put(None)
+        self._post_thread.join(10)
         self._stats.join(2)
         self.publish_stats()
 
@@ -218,7 +230,6 @@ class Agent:
             while not self._stop.is_set():
                 self.heartbeat = time.monotonic()
                 self._wake.clear()
-                self._drain_inbox()
                 worked = False
                 for p in self.pipelines:
                     now = time.monotonic()
@@ -240,7 +251,7 @@ class Agent:
             log.exception("detection loop failed")
             raise
         finally:
-            self._done.set()
+            self._post.put(_Flush())
 
     def _idle_wait(self) -> float:
         now = time.monotonic()
@@ -248,26 +259,71 @@ class Agent:
         return min([0.1, *waits]) if waits else 0.1
 
     def _process(self, p: CameraPipeline, frame: Frame) -> None:
+        """Detection thread: the model only; the rest of the frame's work is the post thread's,
+        so it overlaps the next inference."""
+        t0 = time.perf_counter()
         try:
-            dets = self.detector(frame.image)
+            if self._split:
+                feeds, transform = self.detector.adapter.prepare(frame.image)
+                outputs = self.detector.backend.run(feeds)
+            else:
+                outputs, transform = self.detector(frame.image), None
         except Exception as exc:  # one bad frame must not stop every camera
             p.errors += 1
             self.metrics.errors.labels(p.name).inc()
             log.error("camera %s: detector failed on frame %d: %s", p.name, frame.index, exc)
             return
-        infer_ms = self.detector.timings.total
+        took = (time.perf_counter() - t0) * 1000
+        if not self._ahead.acquire(timeout=AHEAD_WAIT_S):
+            p.unpublished += 1
+            log.error("camera %s: post-processing is stuck; frame %d's results dropped", p.name,
+                      frame.index)
+            return
+        self._post.put(_Inferred(p, frame, outputs, transform, took))
+
+    # the post-processing thread: decode, track, events, window, publish -----------------
+
+    def _post_loop(self) -> None:
+        while True:
+            item = self._post.get()
+            if item is None:
+                return
+            try:
+                if isinstance(item, _Inferred):
+                    try:
+                        self._post_frame(item)
+                    finally:
+                        self._ahead.release()
+                elif isinstance(item, _Events):
+                    for out in item.events:
+                        self._publish_event(item.pipe, out)
+                elif isinstance(item, _Flush):
+                    self._done.set()
+                else:
+                    self.apply_answer(item)
+            except Exception:  # a bug here must not silence the agent for good
+                log.exception("post-processing failed")
+
+    def _post_frame(self, item: _Inferred) -> None:
+        p, frame = item.pipe, item.frame
+        t0 = time.perf_counter()
+        dets = (self.detector.finish(item.outputs, item.transform, frame.image.shape)
+                if self._split else item.outputs)
+        infer_ms = item.pre_infer_ms + (time.perf_counter() - t0) * 1000
         upd = p.tracker.update(dets, frame.index)
         if p.overrides:
             upd = p.relabel(upd)
         p.processed += 1
         p.last_infer_ms = infer_ms
-        events = p.events.update(upd, frame)
-        try:
-            self._outbox.put(_Result(p, frame, upd.all, events), timeout=OUTBOX_WAIT_S)
-        except queue.Full:
-            p.unpublished += 1
-            log.error("camera %s: publishing is stuck; frame %d's results dropped", p.name,
-                      frame.index)
+        p.seq += 1
+        latency_ms = (time.monotonic() - frame.captured) * 1000.0
+        payload = detections_payload(self.config.device_id, p.name, p.seq, frame.index,
+                                     frame.wall_time, latency_ms, self.model_id, frame.width,
+                                     frame.height, upd.all)
+        self.publisher.publish_json(self.topics.camera(p.name, "detections"), payload,
+                                    expiry_s=self.config.mqtt.message_expiry_s)
+        for out in p.events.update(upd, frame):
+            self._publish_event(p, out)
         summary = p.window.push(frame, upd.all)
         if summary is not None:
             p.windows += 1
@@ -277,31 +333,22 @@ class Agent:
                     listener(summary)
                 except Exception:
                     log.exception("camera %s: window listener failed", p.name)
+        p.last_latency_ms = latency_ms
         with p.samples_lock:
             p.infer_ms.append(infer_ms)
+            p.latencies.append(latency_ms)
         self.metrics.processed.labels(p.name).inc()
         self.metrics.inference.labels(p.name).observe(infer_ms / 1000.0)
+        self.metrics.latency.labels(p.name).observe(latency_ms / 1000.0)
 
     # answers from the cloud (or the edge cache) -----------------------------------------
 
     def post_answer(self, answer: Answer) -> None:
-        """Any thread: queue an answer for the detection thread, which owns the tracks."""
-        self._inbox.put(answer)
-        self._wake.set()
-
-    def _drain_inbox(self) -> None:
-        while True:
-            try:
-                answer = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                self.apply_answer(answer)
-            except Exception:
-                log.exception("applying the answer for %s failed", answer.window_id)
+        """Any thread: queue an answer for the post thread, which owns the tracks."""
+        self._post.put(answer)
 
     def apply_answer(self, answer: Answer) -> None:
-        """Detection thread: publish `refined`, relabel and verify the tracks it covers."""
+        """Post thread: publish `refined`, relabel and verify the tracks it covers."""
         p = self.by_name.get(answer.camera)
         if p is None or not answer.frames:
             return
@@ -319,7 +366,7 @@ class Agent:
                              "score": round(score, 4)})
             out = p.events.verify(tid, cls)
             if out is not None:
-                self._outbox.put(_Result(p, None, None, [out]))
+                self._publish_event(p, out)
         payload = {
             "v": SCHEMA_VERSION, "device": self.config.device_id, "camera": p.name,
             "window_id": answer.window_id, "request_id": answer.request_id,
@@ -330,38 +377,6 @@ class Agent:
             "verified_tracks": verified}
         self.publisher.publish_json(self.topics.camera(p.name, "refined"), payload)
         self.metrics.refined.labels(p.name, answer.source).inc()
-
-    # the publishing thread ---------------------------------------------------------------
-
-    def _publish_loop(self) -> None:
-        while True:
-            item = self._outbox.get()
-            if item is None:
-                return
-            try:
-                self._publish_result(item)
-            except Exception:  # a bug here must not silence the agent for good
-                log.exception("publishing failed")
-
-    def _publish_result(self, r: _Result) -> None:
-        p, frame = r.pipe, r.frame
-        if frame is None or r.detections is None:
-            for out in r.events:
-                self._publish_event(p, out)
-            return
-        p.seq += 1
-        latency_ms = (time.monotonic() - frame.captured) * 1000.0
-        payload = detections_payload(self.config.device_id, p.name, p.seq, frame.index,
-                                     frame.wall_time, latency_ms, self.model_id, frame.width,
-                                     frame.height, r.detections)
-        self.publisher.publish_json(self.topics.camera(p.name, "detections"), payload,
-                                    expiry_s=self.config.mqtt.message_expiry_s)
-        for out in r.events:
-            self._publish_event(p, out)
-        p.last_latency_ms = latency_ms
-        with p.samples_lock:
-            p.latencies.append(latency_ms)
-        self.metrics.latency.labels(p.name).observe(latency_ms / 1000.0)
 
     def _publish_event(self, p: CameraPipeline, out: EventOutput) -> None:
         self.publisher.publish_json(self.topics.camera(p.name, "events"), out.payload)
@@ -453,7 +468,7 @@ class Agent:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         age = time.monotonic() - self.heartbeat
-        loop_ok = (self._detect.is_alive() and self._publisher_thread.is_alive()
+        loop_ok = (self._detect.is_alive() and self._post_thread.is_alive()
                    and age < HEARTBEAT_STALE_S)
         return loop_ok, {
             "detection_loop": "running" if loop_ok else (

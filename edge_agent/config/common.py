@@ -177,6 +177,8 @@ class RuntimeConfig(Strict):
     )
     intra_op_threads: int = Field(0, ge=0, le=256, description="0: library default.")
     inter_op_threads: int = Field(0, ge=0, le=256, description="0: library default.")
+    spin: bool = Field(False, description="Let ONNX Runtime's idle threads spin-wait (faster "
+                                          "back-to-back runs, less CPU for everything else).")
 
     @field_validator("providers")
     @classmethod

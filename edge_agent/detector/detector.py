@@ -63,12 +63,20 @@ class Detector:
         t1 = time.perf_counter()
         outputs = self.backend.run(feeds)
         t2 = time.perf_counter()
+        dets = self.finish(outputs, transform, image.shape)
+        self.timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3,
+                               (time.perf_counter() - t2) * 1e3)
+        return dets
+
+    def finish(self, outputs: dict[str, np.ndarray], transform, shape: tuple[int, ...]
+               ) -> Detections:
+        """Decode raw outputs into frame-pixel detections, clipped to the frame. With
+        `adapter.prepare` and `backend.run`, the three stages of a call, for callers that run
+        them in different threads."""
         dets = self.adapter.decode(outputs, transform)
-        t3 = time.perf_counter()
-        h, w = image.shape[:2]
+        h, w = shape[:2]
         np.clip(dets.xyxy[:, 0::2], 0, w, out=dets.xyxy[:, 0::2])
         np.clip(dets.xyxy[:, 1::2], 0, h, out=dets.xyxy[:, 1::2])
-        self.timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return dets
 
 

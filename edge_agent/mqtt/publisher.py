@@ -1,9 +1,13 @@
 """The agent's MQTT connection (paho-mqtt 2): last will, retained status, bounded queue.
 
 One paho client, its network loop in paho's thread, publishes under a lock. QoS>0 messages
-published while the broker is away wait in paho's queue (at most `max_queued_messages`) and go
-out on reconnect; past that they are dropped and counted. Detections carry an MQTT v5 message
-expiry so a queue drained late does not deliver stale results as fresh.
+published while the broker is away are held here (at most `max_queued_messages`; past that
+they are dropped and counted) and handed to paho after the reconnect by a flusher thread, in
+order, with their expiry shortened by the time they waited (expired ones are skipped). They are
+not handed to paho while it is offline: paho sends every message queued that way at once on
+reconnect, past the broker's Receive Maximum, and an MQTT v5 broker then drops the connection,
+again on every reconnect. Detections carry an MQTT v5 message expiry so a queue drained late
+does not deliver stale results as fresh.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import contextlib
 import json
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +33,28 @@ log = logging.getLogger("osprey.mqtt")
 
 
 @dataclass
+class _Held:
+    topic: str
+    data: bytes
+    qos: int
+    retain: bool
+    expiry_s: int | None
+    at: float
+
+
+HELD = object()
+"""publish_raw's answer for a message held while the broker is away."""
+
+
+@dataclass
 class PublishStats:
     published: int = 0
     acked: int = 0
     skipped: int = 0
-    """QoS 0 messages (stats) not sent while the broker was away: by design, not a loss."""
+    """QoS 0 messages (stats) not sent while the broker was away, and held messages that
+    expired before the broker came back: by design, not a loss."""
+    unsent_held: int = 0
+    """Held messages (counted as published) that never went out: expired, or refused."""
     dropped: int = 0
     connects: int = 0
     disconnects: int = 0
@@ -74,6 +97,7 @@ class Publisher:
         self.stats = PublishStats()
         self.connected = threading.Event()
         self._stopping = False
+        self._held: deque[_Held] = deque()
         self.on_connected: list[Callable[[], None]] = []
         """Called (in paho's thread) after each connect, e.g. to republish retained state a
         restarted broker without persistence has lost."""
@@ -89,10 +113,13 @@ class Publisher:
         if self._stopping:
             return
         self._stopping = True
+        end = time.monotonic() + timeout
+        while self._held and self.connected.is_set() and time.monotonic() < end:
+            time.sleep(0.02)  # held messages first, so `stopped` is the last word
         info = self.publish_raw(self.topics.status, b"stopped", qos=1, retain=True)
-        if info is not None and self.connected.is_set():
+        if info is not None and info is not HELD and self.connected.is_set():
             with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(timeout)
+                info.wait_for_publish(max(0.1, end - time.monotonic()))
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -111,6 +138,39 @@ class Publisher:
                 hook()
             except Exception:
                 log.exception("on-connect hook failed")
+        if self._held:
+            threading.Thread(target=self._flush, name="mqtt-flush", daemon=True).start()
+
+    def _flush(self) -> None:
+        """Hand the held messages to paho, oldest first, once connected (paho then keeps at
+        most its in-flight limit unacknowledged and queues the rest)."""
+        time.sleep(0.05)  # let paho finish the CONNACK (it resends its own in-flight first)
+        sent = expired = 0
+        while self.connected.is_set():
+            with self._lock:
+                if not self._held:
+                    break
+                m = self._held.popleft()
+                props = None
+                if m.expiry_s:
+                    left = m.expiry_s - (time.monotonic() - m.at)
+                    if left < 1:
+                        self.stats.skipped += 1
+                        self.stats.unsent_held += 1
+                        expired += 1
+                        continue
+                    if self.v5:
+                        props = Properties(PacketTypes.PUBLISH)
+                        props.MessageExpiryInterval = int(left)
+                info = self.client.publish(m.topic, m.data, qos=m.qos, retain=m.retain,
+                                           properties=props)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                self.stats.dropped += 1
+                self.stats.unsent_held += 1
+            else:
+                sent += 1
+        log.info("sent %d messages held while the broker was away (%d had expired)", sent,
+                 expired)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
@@ -128,7 +188,7 @@ class Publisher:
         s = self.stats
         return {"connected": self.connected.is_set(), "published": s.published,
                 "dropped": s.dropped, "skipped": s.skipped,
-                "pending": max(0, s.published - s.acked),
+                "pending": max(0, s.published - s.acked - s.unsent_held),
                 "connects": s.connects, "disconnects": s.disconnects}
 
     def publish_json(self, topic: str, payload: dict[str, Any], *, qos: int | None = None,
@@ -146,6 +206,18 @@ class Publisher:
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = int(expiry_s)
         with self._lock:
+            if qos > 0 and (not self.connected.is_set() or self._held):
+                # Offline, or still flushing: hold it here, behind the others.
+                if len(self._held) >= self.config.max_queued_messages:
+                    self.stats.dropped += 1
+                    if self.stats.dropped in (1, 10, 100) or self.stats.dropped % 1000 == 0:
+                        log.warning("broker away and %d messages held: dropping new ones "
+                                    "(%d so far); raise mqtt.max_queued_messages to hold "
+                                    "more", len(self._held), self.stats.dropped)
+                    return None
+                self._held.append(_Held(topic, data, qos, retain, expiry_s, time.monotonic()))
+                self.stats.published += 1
+                return HELD
             info = self.client.publish(topic, data, qos=qos, retain=retain, properties=props)
         queued = info.rc == mqtt.MQTT_ERR_NO_CONN and qos > 0
         if info.rc == mqtt.MQTT_ERR_SUCCESS or queued:

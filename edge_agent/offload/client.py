@@ -1,6 +1,6 @@
 """Requests to the cloud and their answers, over the agent's MQTT connection.
 
-`submit` (detection thread) hands a window's keyframes to the client's thread, which encodes
+`submit` (post thread) hands a window's keyframes to the client's thread, which encodes
 them as JPEG, keeps the request under the payload cap (dropping the least useful keyframes if
 it must), charges the byte budget and publishes it with a reply topic and correlation data
 (MQTT v5 properties, and inside the envelope for 3.1.1). Answers arrive in paho's thread and

@@ -1,9 +1,9 @@
-"""The offload path of one agent: window summaries in (detection thread), refined answers out.
+"""The offload path of one agent: window summaries in (post thread), refined answers out.
 
 For each window of a camera that may offload: score it, ask the policy, pick keyframes, look
 in the edge cache (a hit is answered at once, with no upload and no budget spent), otherwise
 hand it to the client. Answers come back through the agent's inbox and are applied in the
-detection thread, which owns the tracks.
+post thread, which owns the tracks.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class OffloadManager:
         self.client.submit(summary, keyframes, self.queries.get(summary.camera, []), fp)
 
     def remember(self, answer: Answer) -> None:
-        """Keep a cloud answer for recurring scenes (detection thread)."""
+        """Keep a cloud answer for recurring scenes (post thread)."""
         if self.cache is not None and answer.fingerprint is not None and answer.frames:
             self.cache.put(answer.fingerprint, [d for _, d in answer.frames],
                            answer.frames[-1][1])

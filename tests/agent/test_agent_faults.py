@@ -57,6 +57,8 @@ def test_broker_restart_mid_stream_loses_nothing_within_the_bound(tmp_path):
                                                m.payload == b"stopped" for m in ms), 10)
         after.close()
     finally:
+        agent.stop()
+        publisher.stop()
         before.close()
         broker.stop()
     got = seqs(before.messages, f"{base}/cam/detections") | \
@@ -95,6 +97,8 @@ def test_a_small_queue_bound_drops_and_counts_the_overflow(tmp_path):
         agent.stop()
         publisher.stop()
     finally:
+        agent.stop()
+        publisher.stop()
         broker.stop()
 
 

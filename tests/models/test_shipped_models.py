@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 MODELS = {
     "edge": (REPO / "models/edge/osprey_edge_ssdlite.onnx", (320, 192)),
     "edge-int8": (REPO / "models/edge/osprey_edge_ssdlite_int8.onnx", (320, 192)),
-    "cloud": (REPO / "models/cloud/osprey_cloud_ssdlite.onnx", (512, 288)),
+    "cloud": (REPO / "models/cloud/osprey_cloud_ssdlite.onnx", (640, 352)),
 }
 
 

@@ -74,6 +74,11 @@ class OnnxRuntimeBackend:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = runtime.intra_op_threads
         opts.inter_op_num_threads = runtime.inter_op_threads
+        if not runtime.spin:
+            # Idle intra-op threads spin for a while after each run by default: fine for a
+            # benchmark loop, but on a small CPU they starve the capture, tracking and
+            # publishing threads that run between inferences.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         providers = resolve_providers(runtime.providers, ort.get_available_providers(),
