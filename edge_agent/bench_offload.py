@@ -37,6 +37,7 @@ from edge_agent.config.edge import OffloadConfig
 from edge_agent.detector import Detector
 from edge_agent.detector.detections import Detections
 from edge_agent.detector.nms import iou_matrix
+from edge_agent.detector.tiling import TiledDetector
 from edge_agent.evaluate import CLIP_ID_SPAN, evaluate
 from edge_agent.offload.cache import EdgeCache, fingerprint
 from edge_agent.offload.keyframes import frame_uncertainty, pick, sharpness
@@ -74,7 +75,7 @@ class Window:
 
 
 def _world_clip(seed: int, preset: str, seconds: float, k: int, edge: Detector,
-                cloud: Detector, progress: Callable[[str], None]) -> Clip:
+                cloud: Any, progress: Callable[[str], None]) -> Clip:
     world = SyntheticWorld(WorldOptions.from_preset(preset, seed=seed))
     n = round(seconds * world.options.fps)
     tracker = Tracker()
@@ -214,7 +215,7 @@ def _rank_corr(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def bench_cache(edge: Detector, cloud: Detector, seed: int, seconds: float, ratio: float,
+def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: float,
                 size: int, stride: int, k: int, min_score: float, cfg: OffloadConfig,
                 progress: Callable[[str], None]) -> dict[str, Any]:
     """The edge cache over a long clip with recurring and near-duplicate scenes, windows
@@ -287,9 +288,10 @@ def bench_offload(edge_path: Path, cloud_path: Path, seeds: list[int], presets: 
     cfg = OffloadConfig(enabled=True)
     size, stride, k, min_score = 16, 8, cfg.keyframes, 0.2
     edge = Detector.from_config(DetectorModelConfig(path=edge_path), RuntimeConfig())
-    cloud = Detector.from_config(DetectorModelConfig(path=cloud_path, score_threshold=0.1),
-                                 RuntimeConfig())
-    models = f"{_sha(edge_path)}-{_sha(cloud_path)}"
+    # The cloud detector as the worker runs it by default: whole frame plus 2x2 tiles.
+    cloud = TiledDetector(Detector.from_config(
+        DetectorModelConfig(path=cloud_path, score_threshold=0.1), RuntimeConfig()), 2, 2)
+    models = f"{_sha(edge_path)}-{_sha(cloud_path)}-tiled2x2"
     clips = []
     for preset in presets:
         for seed in seeds:
