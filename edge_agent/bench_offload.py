@@ -39,7 +39,7 @@ from edge_agent.detector.detections import Detections
 from edge_agent.detector.nms import iou_matrix
 from edge_agent.detector.tiling import TiledDetector
 from edge_agent.evaluate import CLIP_ID_SPAN, evaluate
-from edge_agent.offload.cache import EdgeCache, fingerprint
+from edge_agent.offload.cache import EdgeCache, fingerprint, fingerprint_frames
 from edge_agent.offload.keyframes import frame_uncertainty, pick, sharpness
 from edge_agent.offload.merge import merge_window
 from edge_agent.offload.policy import window_score
@@ -238,32 +238,41 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
     scores = np.array([window_score(s, cfg.uncertain_band) for s in summaries])
     cut = np.quantile(scores, 1 - ratio)
     cache = EdgeCache(512, 3600.0, 6, 6.0)
-    stored: list[list[Detections]] = []
+    stored: list[dict[int, Detections]] = []
     hits = correct_hits = false_hits = oracle = offloaded = 0
+    memo: dict[int, Detections] = {}
+
+    def cloud_at(frame) -> Detections:
+        if frame.index not in memo:
+            memo[frame.index] = cloud(frame.image)
+        return memo[frame.index]
+
     for summary, score in zip(summaries, scores, strict=True):
         if score < cut:
             continue
         offloaded += 1
-        by_index = {f.frame.index: f for f in summary.frames}
-        frames = list(by_index)
-        unc = np.array([frame_uncertainty(f, cfg.uncertain_band) for f in summary.frames])
-        sharp = np.array([sharpness(f.frame.image) for f in summary.frames])
-        keys = [frames[j] for j in pick(unc, sharp, k)]
+        frames = list(summary.frames)
+        unc = np.array([frame_uncertainty(f, cfg.uncertain_band) for f in frames])
+        sharp = np.array([sharpness(f.frame.image) for f in frames])
+        keys = pick(unc, sharp, k)  # offsets in the window
         fresh = [d[d.score >= min_score]
-                 for d in fuse_keyframes([cloud(by_index[f].frame.image) for f in keys])]
-        fp = fingerprint([by_index[f].frame.image for f in keys])
-        reusable = any(min(_f1(a, b) for a, b in zip(s, fresh, strict=True)) >= 0.9
-                       for s in stored if len(s) == len(fresh))
+                 for d in fuse_keyframes([cloud_at(frames[o].frame) for o in keys])]
+        fp = fingerprint([frames[o].frame.image
+                          for o in fingerprint_frames(list(range(len(frames))))])
+        # What reuse is judged on: the cloud's view of this window at fixed places.
+        probe = fingerprint_frames(list(range(len(frames))))
+        now = {o: cloud_at(frames[o].frame) for o in probe}
+        reusable = any(min(_f1(s[o], now[o]) for o in probe) >= 0.9 for s in stored)
         oracle += reusable
-        entry = cache.lookup(fp, by_index[keys[-1]].detections)
+        entry = cache.lookup(fp, lambda off, frames=frames: frames[off].detections)
         if entry is not None:
             hits += 1
-            good = min(_f1(a, b) for a, b in zip(entry.answer, fresh, strict=True)) >= 0.9
+            good = min(_f1(entry.meta["probe"][o], now[o]) for o in probe) >= 0.9
             correct_hits += good
             false_hits += not good
         else:
-            cache.put(fp, fresh, fresh[-1])
-            stored.append(fresh)
+            cache.put(fp, list(zip(keys, fresh, strict=True)), fresh[-1], keys[-1], probe=now)
+            stored.append(now)
     return {"seed": seed, "seconds": seconds, "ratio": ratio, "offloaded_windows": offloaded,
             "cache_hits": hits, "cache_hit_rate": hits / max(1, offloaded),
             "oracle_reusable": oracle,

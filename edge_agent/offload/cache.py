@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,15 @@ class Fingerprint:
     """(k,) uint64 dHash per keyframe."""
     thumbs: np.ndarray
     """(k, 36, 64, 3) uint8 colour thumbnails."""
+
+
+def fingerprint_frames(indices: list[int]) -> list[int]:
+    """The frames of a window a fingerprint looks at: first, middle and last. Fixed positions,
+    not the keyframes (which follow the edge's uncertainty and differ between two passes of
+    the same scene), so a recurring scene gives the same fingerprint."""
+    if len(indices) <= 3:
+        return list(indices)
+    return [indices[0], indices[len(indices) // 2], indices[-1]]
 
 
 def fingerprint(images: list[np.ndarray]) -> Fingerprint:
@@ -84,6 +94,8 @@ class Entry:
     cloud_last: Detections
     """The cloud's detections on the last keyframe, to check the edge against."""
     created: float
+    last_offset: int = -1
+    """Where in its window that keyframe was (-1: the window's last frame)."""
     hits: int = 0
     meta: dict = field(default_factory=dict)
 
@@ -111,8 +123,11 @@ class EdgeCache:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def lookup(self, fp: Fingerprint, edge_last: Detections) -> Entry | None:
-        """The entry to reuse for this window, or None (then ask the cloud)."""
+    def lookup(self, fp: Fingerprint, edge_last: Detections | Callable[[int], Detections]
+               ) -> Entry | None:
+        """The entry to reuse for this window, or None (then ask the cloud). `edge_last` is
+        the edge's detections to check against the entry's answer, or a function giving them
+        for a position in the window (the entry's last keyframe's)."""
         self.stats.lookups += 1
         now = self.clock()
         for key in [k for k, e in self.entries.items() if now - e.created > self.ttl_s]:
@@ -127,7 +142,8 @@ class EdgeCache:
                                                             strict=True)) \
                     > self.block_threshold:
                 continue
-            if not agrees(edge_last, entry.cloud_last):
+            edge = edge_last(entry.last_offset) if callable(edge_last) else edge_last
+            if not agrees(edge, entry.cloud_last):
                 del self.entries[key]
                 self.stats.invalidated += 1
                 break
@@ -138,8 +154,10 @@ class EdgeCache:
         self.stats.misses += 1
         return None
 
-    def put(self, fp: Fingerprint, answer: Any, cloud_last: Detections) -> None:
-        self.entries[self._next] = Entry(fp, answer, cloud_last, self.clock())
+    def put(self, fp: Fingerprint, answer: Any, cloud_last: Detections,
+            last_offset: int = -1, **meta: Any) -> None:
+        self.entries[self._next] = Entry(fp, answer, cloud_last, self.clock(), last_offset,
+                                         meta=dict(meta))
         self._next += 1
         while len(self.entries) > self.max_entries:
             self.entries.popitem(last=False)

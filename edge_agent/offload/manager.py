@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_agent.detector.detections import Detections
 from edge_agent.detector.nms import iou_matrix
-from edge_agent.offload.cache import EdgeCache, fingerprint
+from edge_agent.offload.cache import EdgeCache, fingerprint, fingerprint_frames
 from edge_agent.offload.client import Answer, OffloadClient
 from edge_agent.offload.keyframes import select_keyframes
 from edge_agent.offload.policy import OffloadPolicy, window_score
@@ -60,30 +60,37 @@ class OffloadManager:
             return
         started = time.monotonic()
         keyframes = select_keyframes(summary, self.o.keyframes, self.o.uncertain_band)
-        fp = fingerprint([f.frame.image for f in keyframes]) if self.cache is not None else None
-        if self.cache is not None and fp is not None:
-            entry = self.cache.lookup(fp, keyframes[-1].detections)
+        fp = None
+        if self.cache is not None:
+            frames = list(summary.frames)
+            at = {f.frame.index: f for f in frames}
+            fp = fingerprint([at[i].frame.image for i in fingerprint_frames(list(at))])
+            entry = self.cache.lookup(fp, lambda off: frames[off].detections)
             if entry is not None:
                 with self.client.lock:
                     self.policy.breaker.trial = False  # nothing was sent to try the cloud
                 self.client.count("cache_hit")
+                # The cached answer, frame for frame at the same places in this window.
+                used = [(off, dets) for off, dets in entry.answer if off < len(frames)]
                 self.agent.apply_answer(Answer(
                     summary.camera, summary.window_id, f"cache-{summary.window_id}", "cache",
-                    [(kf.frame.index, dets) for kf, dets in zip(keyframes, entry.answer,
-                                                                 strict=True)],
-                    [kf.detections for kf in keyframes],
+                    [(frames[off].frame.index, dets) for off, dets in used],
+                    [frames[off].detections for off, _ in used],
                     (time.monotonic() - started) * 1000,
-                    [(f.frame.index, f.detections) for f in summary.frames],
+                    [(f.frame.index, f.detections) for f in frames],
                     model=entry.meta.get("model", "")))
                 return
         self.client.submit(summary, keyframes, self.queries.get(summary.camera, []), fp)
 
     def remember(self, answer: Answer) -> None:
         """Keep a cloud answer for recurring scenes (post thread)."""
-        if self.cache is not None and answer.fingerprint is not None and answer.frames:
-            self.cache.put(answer.fingerprint, [d for _, d in answer.frames],
-                           answer.frames[-1][1])
-            self.cache.entries[next(reversed(self.cache.entries))].meta["model"] = answer.model
+        if self.cache is not None and answer.fingerprint is not None and answer.frames \
+                and answer.window:
+            first = answer.window[0][0]
+            offsets = [idx - first for idx, _ in answer.frames]
+            self.cache.put(answer.fingerprint, list(zip(offsets, [d for _, d in answer.frames],
+                                                        strict=True)),
+                           answer.frames[-1][1], offsets[-1], model=answer.model)
 
     def snapshot(self) -> dict[str, Any]:
         snap = self.client.snapshot()
