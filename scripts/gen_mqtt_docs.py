@@ -26,13 +26,24 @@ frame (MQTT v5 expiry: `mqtt.message_expiry_s`) |
 | `osprey/{{d}}/{{c}}/snapshot` | yes | `mqtt.qos` | JPEG: the frame of the latest event \
 (`new`, or an `update` with a better score), its box drawn |
 | `osprey/{{d}}/stats` | no | 0 | JSON `stats` every `stats_interval_s` and at a clean stop |
+| `osprey/{{d}}/{{c}}/refined` | no | `mqtt.qos` | JSON `refined`: the cloud's (or the edge \
+cache's) answer for an offloaded window, merged into each of its frames |
+| `osprey/{{d}}/offload/request` | no | `mqtt.qos` | msgpack `OffloadRequest` \
+(`edge_agent/offload/protocol.py`); v5 ResponseTopic, CorrelationData, expiry |
+| `osprey/{{d}}/offload/response` | no | 1 | msgpack `OffloadResponse` from a worker |
+| `osprey/cloud/<worker_id>/stats` | no | 0 | JSON: a worker's request outcomes, queue, cache |
 
-Topics for refined answers and offload are added with the offload part. Every QoS 1 message
-published while the broker is away is held (up to `mqtt.max_queued_messages`) and sent on
-reconnect; past that bound it is dropped and counted (`stats.mqtt.dropped`, Prometheus
-`osprey_mqtt_dropped_total`). Stats go at QoS 0 and are skipped while offline. After every
-reconnect the agent publishes `online` and each camera's status again, retained, so a broker
-restarted without persistence shows the right state.
+Cloud workers subscribe `$share/<share_group>/osprey/+/offload/request`, so any number of them
+share the requests. The binary envelopes are defined once, as pydantic models, in
+`edge_agent/offload/protocol.py` (its docstring lists every field); a request's JPEG
+keyframes travel as msgpack bin.
+
+Every QoS 1 message published while the broker is away is held by the agent (up to
+`mqtt.max_queued_messages`) and sent after the reconnect, in order, its expiry shortened by
+the time it waited (expired ones are skipped); past that bound it is dropped and counted
+(`stats.mqtt.dropped`, Prometheus `osprey_mqtt_dropped_total`). Stats go at QoS 0 and are
+skipped while offline. After every reconnect the agent publishes `online` and each camera's
+status again, retained, so a broker restarted without persistence shows the right state.
 
 Detections: `seq` counts the messages of one camera from 1 with no gaps, so a subscriber sees a
 loss as a gap; `frame` is the source's frame index (frames dropped for freshness are skipped);
