@@ -39,7 +39,13 @@ from edge_agent.detector.detections import Detections
 from edge_agent.detector.nms import iou_matrix
 from edge_agent.detector.tiling import TiledDetector
 from edge_agent.evaluate import CLIP_ID_SPAN, evaluate
-from edge_agent.offload.cache import EdgeCache, fingerprint, fingerprint_frames
+from edge_agent.offload.cache import (
+    EdgeCache,
+    block_difference,
+    fingerprint,
+    fingerprint_frames,
+    hamming,
+)
 from edge_agent.offload.keyframes import frame_uncertainty, pick, sharpness
 from edge_agent.offload.merge import merge_window
 from edge_agent.offload.policy import window_score
@@ -192,20 +198,23 @@ def _map(clips: list[Clip], per_clip: list[list[Detections]]) -> float:
     return evaluate(truths, dets).map50
 
 
-def _f1(a: Detections, b: Detections, score: float = 0.5, iou: float = 0.5) -> float:
-    a, b = a[a.score >= score], b[b.score >= score]
-    if not len(a) and not len(b):
+def _f1(a: Detections, b: Detections, score: float = 0.5, slack: float = 0.3,
+        iou: float = 0.5) -> float:
+    """Agreement of two answers: the share of each one's detections (score >= `score`) that
+    the other has too (same class, IoU >= `iou`, score >= `slack`: a box at 0.48 in one and
+    0.52 in the other is the same answer), over both: an F1."""
+    sa, sb = a[a.score >= score], b[b.score >= score]
+    if not len(sa) and not len(sb):
         return 1.0
-    if not len(a) or not len(b):
-        return 0.0
-    m = iou_matrix(a.xyxy, b.xyxy) * (a.class_id[:, None] == b.class_id[None, :])
-    hits = 0
-    while m.size and m.max() >= iou:
-        i, j = np.unravel_index(np.argmax(m), m.shape)
-        hits += 1
-        m[i, :] = 0
-        m[:, j] = 0
-    return 2 * hits / (len(a) + len(b))
+
+    def found(x: Detections, y: Detections) -> int:
+        y = y[y.score >= slack]
+        if not len(x) or not len(y):
+            return 0
+        m = iou_matrix(x.xyxy, y.xyxy) * (x.class_id[:, None] == y.class_id[None, :])
+        return int((m >= iou).any(axis=1).sum())
+
+    return (found(sa, b) + found(sb, a)) / (len(sa) + len(sb))
 
 
 def _rank_corr(x: np.ndarray, y: np.ndarray) -> float:
@@ -237,10 +246,14 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
             progress(f"cache clip: {i + 1}/{n} frames")
     scores = np.array([window_score(s, cfg.uncertain_band) for s in summaries])
     cut = np.quantile(scores, 1 - ratio)
-    cache = EdgeCache(512, 3600.0, 6, 6.0)
+    from edge_agent.config.edge import EdgeCacheConfig
+
+    c = EdgeCacheConfig()
+    cache = EdgeCache(c.max_entries, c.ttl_s, c.hamming_radius, c.block_threshold)
     stored: list[dict[int, Detections]] = []
     hits = correct_hits = false_hits = oracle = offloaded = 0
     memo: dict[int, Detections] = {}
+    diag: list[tuple[float, int, bool]] = []
 
     def cloud_at(frame) -> Detections:
         if frame.index not in memo:
@@ -268,6 +281,9 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
         if entry is not None:
             hits += 1
             good = min(_f1(entry.meta["probe"][o], now[o]) for o in probe) >= 0.9
+            diag.append((round(max(block_difference(x, y) for x, y in zip(
+                entry.fp.thumbs, fp.thumbs, strict=True)), 2),
+                int(hamming(entry.fp.hashes, fp.hashes).max()), bool(good)))
             correct_hits += good
             false_hits += not good
         else:
@@ -277,7 +293,8 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
             "cache_hits": hits, "cache_hit_rate": hits / max(1, offloaded),
             "oracle_reusable": oracle,
             "reuse_captured": correct_hits / oracle if oracle else None,
-            "false_hits": false_hits, "false_hit_rate": false_hits / max(1, hits)}
+            "false_hits": false_hits, "false_hit_rate": false_hits / max(1, hits),
+            "hits_detail": diag}
 
 
 def _sha(path: Path) -> str:

@@ -150,10 +150,11 @@ class EdgeCacheConfig(Strict):
     enabled: bool = Field(True, description="Reuse cloud answers for recurring scenes.")
     max_entries: int = Field(512, ge=1, le=1_000_000, description="LRU capacity.")
     ttl_s: float = Field(3600.0, gt=0, description="An answer is reused for this long.")
-    hamming_radius: int = Field(6, ge=0, le=64, description="Max perceptual-hash distance.")
+    hamming_radius: int = Field(10, ge=0, le=64, description="Max perceptual-hash distance.")
     block_threshold: float = Field(
-        6.0, ge=0, le=255, description="Max mean grey difference of any block of 1/32 x 1/18 "
-        "of the frame (after global brightness): a small new object breaks the match.")
+        6.0, ge=0, le=255, description="Max mean difference, in any colour channel, of any "
+        "block of 1/32 x 1/18 of the frame (after matching global brightness and contrast): a "
+        "small new object breaks the match.")
 
 
 class EdgeConfig(Strict):

@@ -4,8 +4,8 @@ A window's fingerprint is, per keyframe, a 64-bit difference hash (dHash) for a 
 match and a 64x36 colour thumbnail to verify it. An entry is reused when every keyframe's
 hash is within `hamming_radius` bits of the entry's, no 2x2 block of the thumbnails (20x20
 pixels of a 640x360 frame) differs by more than `block_threshold` levels on average in any
-colour channel (after each channel's global change is taken out, so lighting drift does not
-matter but one small new object does, even one as dark as the road it stands on), the entry is
+colour channel (after each channel is matched in mean and spread, so the light of the day does
+not matter but one small new object does, even one as dark as the road it stands on), the entry is
 younger than its TTL, and the edge's own confident detections agree with the cached answer. An entry
 whose answer the edge contradicts is dropped (invalidated), and the window goes to the cloud.
 LRU beyond `max_entries`.
@@ -63,10 +63,13 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def block_difference(a: np.ndarray, b: np.ndarray, block: int = BLOCK) -> float:
-    """Largest mean absolute difference over block x block cells and channels, after removing
-    each channel's median difference (global brightness and colour cast)."""
-    d = a.astype(np.float32) - b.astype(np.float32)
-    d = np.abs(d - np.median(d.reshape(-1, d.shape[-1]), axis=0))
+    """Largest mean absolute difference over block x block cells and channels, after matching
+    each channel of `b` to `a` in mean and spread (global brightness, contrast and colour cast:
+    the light of the day changes them, a new object does not)."""
+    fa, fb = a.astype(np.float32), b.astype(np.float32)
+    ma, mb = fa.reshape(-1, 3).mean(axis=0), fb.reshape(-1, 3).mean(axis=0)
+    sa, sb = fa.reshape(-1, 3).std(axis=0), fb.reshape(-1, 3).std(axis=0)
+    d = np.abs(fa - ((fb - mb) * (sa / np.maximum(sb, 1e-3)) + ma))
     h, w = d.shape[:2]
     hb, wb = h // block * block, w // block * block
     cells = d[:hb, :wb].reshape(hb // block, block, wb // block, block, -1).mean(axis=(1, 3))
