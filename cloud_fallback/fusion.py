@@ -13,11 +13,7 @@ import numpy as np
 
 from edge_agent.detector.detections import Detections
 from edge_agent.detector.nms import iou_matrix
-
-
-def _widen(xyxy: np.ndarray, share: float) -> np.ndarray:
-    wh = xyxy[:, 2:] - xyxy[:, :2]
-    return xyxy + np.concatenate([-wh, wh], axis=1) * share
+from edge_agent.detector.nms import widen as widen_boxes
 
 
 def fuse_keyframes(frames: list[Detections], weight: float = 0.5, match_iou: float = 0.3,
@@ -33,7 +29,7 @@ def fuse_keyframes(frames: list[Detections], weight: float = 0.5, match_iou: flo
         for j, other in enumerate(frames):
             if j == k or not len(other):
                 continue
-            iou = iou_matrix(_widen(d.xyxy, widen), _widen(other.xyxy, widen))
+            iou = iou_matrix(widen_boxes(d.xyxy, widen), widen_boxes(other.xyxy, widen))
             same = d.class_id[:, None] == other.class_id[None, :]
             scores = np.where(same & (iou >= match_iou), other.score[None, :], 0.0)
             support += scores.max(axis=1)

@@ -48,12 +48,12 @@ from edge_agent.offload.cache import (
 )
 from edge_agent.offload.keyframes import frame_uncertainty, pick, sharpness
 from edge_agent.offload.merge import merge_window
-from edge_agent.offload.policy import window_score
+from edge_agent.offload.policy import score_parts, window_score
 from edge_agent.offload.protocol import Keyframe, OffloadRequest, encode, to_wire
 from edge_agent.sim import SyntheticWorld, WorldOptions
 from edge_agent.sim.truth import FrameTruth
 from edge_agent.tracker import Tracker
-from edge_agent.window import SlidingWindow, WindowFrame
+from edge_agent.window import SlidingWindow
 
 RATIOS = (0.05, 0.10, 0.20, 0.40)
 _TINY = np.zeros((2, 2, 3), np.uint8)
@@ -111,20 +111,11 @@ def _windows(clips: list[Clip], size: int, stride: int, k: int,
             if summary is None:
                 continue
             frames = [f.frame.index for f in summary.frames]
-            scores = np.concatenate([f.detections.score for f in summary.frames])
-            low, high = band
-            p = np.clip(scores.astype(np.float64), 1e-6, 1 - 1e-6)
-            unc = np.array([frame_uncertainty(WindowFrame(f.frame, f.detections), band)
+            unc = np.array([frame_uncertainty(f, band)
                             for f in summary.frames])
             keys = [frames[j] for j in pick(unc, clip.sharp[frames], k)]
             out.append(Window(c, frames[0], frames, {
-                "combined": window_score(summary, band),
-                "uncertain_share": float(((scores >= low) & (scores < high)).mean())
-                if scores.size else 0.0,
-                "entropy": float((-(p * np.log2(p) + (1 - p) * np.log2(1 - p))).mean())
-                if scores.size else 0.0,
-                "flicker": float(summary.flicker),
-                "low_mean_score": 1.0 - float(scores.mean()) if scores.size else 0.0,
+                "combined": window_score(summary, band), **score_parts(summary, band),
             }, keys))
     return out
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge_agent.detector.detections import Detections
-from edge_agent.detector.nms import iou_matrix
+from edge_agent.detector.nms import iou_matrix, widen
 
 
 @dataclass
@@ -105,7 +105,7 @@ class Tracker:
         moved = np.stack([t.velocity for t in tracks]) * np.array(
             [frame - t.last_frame for t in tracks], np.float32)[:, None]
         predicted = boxes + np.concatenate([moved, moved], axis=1)
-        iou = iou_matrix(_buffered(predicted, self.buffer), _buffered(dets.xyxy[cand],
+        iou = iou_matrix(widen(predicted, self.buffer), widen(dets.xyxy[cand],
                                                                       self.buffer))
         same = np.array([t.class_id for t in tracks])[:, None] == dets.class_id[cand][None, :]
         iou = np.where(same, iou, 0.0)
@@ -129,9 +129,3 @@ class Tracker:
         track.best_score = max(track.best_score, track.score)
         track.last_frame = frame
         track.hits += 1
-
-
-def _buffered(xyxy: np.ndarray, share: float) -> np.ndarray:
-    wh = xyxy[:, 2:] - xyxy[:, :2]
-    pad = np.concatenate([wh, wh], axis=1) * share * np.array([-1, -1, 1, 1], np.float32)
-    return xyxy + pad

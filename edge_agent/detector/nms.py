@@ -19,6 +19,13 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def widen(xyxy: np.ndarray, share: float) -> np.ndarray:
+    """Boxes grown by `share` of their width and height on each side (buffered IoU: a small,
+    moving object still overlaps where it was)."""
+    wh = xyxy[:, 2:] - xyxy[:, :2]
+    return xyxy + np.concatenate([-wh, wh], axis=1) * share
+
+
 def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou: float,
         max_keep: int) -> np.ndarray:
     """Indices kept by greedy class-wise NMS, best score first, at most `max_keep`.

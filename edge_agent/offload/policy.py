@@ -14,20 +14,28 @@ from edge_agent.config.edge import OffloadConfig
 from edge_agent.window import WindowSummary
 
 
-def window_score(summary: WindowSummary, band: tuple[float, float]) -> float:
-    """Uncertainty of a window in [0, 1]: the mean of (a) the share of detections whose score
-    lies in the uncertain band, (b) their mean binary entropy (a score near 0.5 knows least),
-    and (c) track flicker (tracks seen in under half of the frames). An empty window (nothing
-    seen at all) scores by its flicker alone, which is 0."""
+def score_parts(summary: WindowSummary, band: tuple[float, float]) -> dict[str, float]:
+    """What a window's uncertainty is made of, each in [0, 1]: the share of detections whose
+    score lies in the uncertain band, their mean binary entropy (a score near 0.5 knows
+    least), track flicker (tracks seen in under half of the frames), and 1 - mean score."""
     scores = np.concatenate([f.detections.score for f in summary.frames]) \
         if summary.frames else np.zeros(0, np.float32)
     if not scores.size:
-        return float(summary.flicker) / 3
+        return {"uncertain_share": 0.0, "entropy": 0.0, "flicker": float(summary.flicker),
+                "low_mean_score": 0.0}
     low, high = band
-    uncertain = float(((scores >= low) & (scores < high)).mean())
     p = np.clip(scores.astype(np.float64), 1e-6, 1 - 1e-6)
-    entropy = float((-(p * np.log2(p) + (1 - p) * np.log2(1 - p))).mean())
-    return (uncertain + entropy + float(summary.flicker)) / 3
+    return {"uncertain_share": float(((scores >= low) & (scores < high)).mean()),
+            "entropy": float((-(p * np.log2(p) + (1 - p) * np.log2(1 - p))).mean()),
+            "flicker": float(summary.flicker), "low_mean_score": 1.0 - float(scores.mean())}
+
+
+def window_score(summary: WindowSummary, band: tuple[float, float]) -> float:
+    """Uncertainty of a window in [0, 1]: the mean of the uncertain share, the entropy and the
+    flicker of `score_parts`. An empty window (nothing seen at all) scores by its flicker
+    alone, which is 0."""
+    parts = score_parts(summary, band)
+    return (parts["uncertain_share"] + parts["entropy"] + parts["flicker"]) / 3
 
 
 class TokenBucket:

@@ -73,13 +73,18 @@ class Keyframe(_Wire):
     jpeg: bytes = Field(min_length=4)
 
 
-class OffloadRequest(_Wire):
-    v: Literal[1] = PROTOCOL_VERSION
-    kind: Literal["request"] = "request"
+class _Envelope(_Wire):
+    """What requests and responses both carry: the request id and which window it is."""
+
     id: Annotated[str, Field(min_length=8, max_length=64)]
     device: Name
     camera: Name
     window: Name
+
+
+class OffloadRequest(_Envelope):
+    v: Literal[1] = PROTOCOL_VERSION
+    kind: Literal["request"] = "request"
     sent_at: float
     expires_at: float
     reply_to: Annotated[str, Field(min_length=1, max_length=512)]
@@ -101,13 +106,9 @@ class ResponseFrame(_Wire):
     detections: list[WireDetection]
 
 
-class OffloadResponse(_Wire):
+class OffloadResponse(_Envelope):
     v: Literal[1] = PROTOCOL_VERSION
     kind: Literal["response"] = "response"
-    id: Annotated[str, Field(min_length=8, max_length=64)]
-    device: Name
-    camera: Name
-    window: Name
     worker: Name
     status: Literal["ok", "error"]
     error: Annotated[str, Field(max_length=1024)] | None = None
