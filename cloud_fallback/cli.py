@@ -9,11 +9,11 @@ import threading
 from pathlib import Path
 
 from cloud_fallback.config import load_cloud_config
+from cloud_fallback.doctor import add_cloud_doctor
 from edge_agent.cli.common import (
     EXIT_OK,
     add_global_options,
     add_validate_config,
-    not_yet,
     run_main,
 )
 
@@ -37,8 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seconds", type=float, default=None, help="stop after this long")
     run.set_defaults(func=run_worker)
     add_validate_config(sub, load_cloud_config)
-    sub.add_parser("doctor", help="check the model, the broker and Redis").set_defaults(
-        func=not_yet("cloud-fallback doctor"))
+    add_cloud_doctor(sub)
     return parser
 
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 
 from edge_agent.cli.bench import add_bench
-from edge_agent.cli.common import add_global_options, add_validate_config, not_yet, run_main
+from edge_agent.cli.common import add_global_options, add_validate_config, run_main
 from edge_agent.cli.detect import add_detect
+from edge_agent.cli.doctor import add_doctor
 from edge_agent.cli.engine import add_build_engine
 from edge_agent.cli.evaluate import add_eval
 from edge_agent.cli.quantize import add_quantize
 from edge_agent.cli.run import add_demo, add_run
 from edge_agent.cli.sim import add_sim
 from edge_agent.config import load_edge_config
-
-_LATER = {
-    "doctor": "check this machine, the model, the broker and the cameras",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +23,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_global_options(parser)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    later = {}
     add_run(sub)
     add_demo(sub)
     add_detect(sub)
@@ -36,9 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_build_engine(sub)
     add_bench(sub)
     add_validate_config(sub, load_edge_config)
-    later["doctor"] = sub.add_parser("doctor", help=_LATER["doctor"])
-    for name, p in later.items():
-        p.set_defaults(func=not_yet(f"edge-agent {name}"))
+    add_doctor(sub)
     return parser
 
 

@@ -1,0 +1,48 @@
+"""`cloud-fallback doctor`: is this worker's config valid, its model loadable, its broker and
+its Redis reachable with the configured credentials?"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cloud_fallback.config import CLOUD_ENV_PREFIX, CloudConfig, load_cloud_config
+from edge_agent.bundled import bundled_cloud_model
+from edge_agent.cli.doctor import add_report_options, config_check, report
+from edge_agent.doctor import Check
+from edge_agent.doctor.edge import engine_check, machine_checks, resolve_model
+from edge_agent.doctor.model import check_model
+from edge_agent.doctor.report import skip
+from edge_agent.doctor.services import check_broker, check_redis
+
+
+def add_cloud_doctor(sub) -> None:
+    p = sub.add_parser("doctor", help="check the config, the model, the broker and Redis; "
+                                      "exit 1 when something the config needs is missing")
+    p.add_argument("--config", type=Path, required=True, help="cloud config file (YAML)")
+    add_report_options(p)
+    p.set_defaults(func=doctor_cmd)
+
+
+def cloud_checks(config: CloudConfig, timeout: float = 10.0) -> list[Check]:
+    runtime = config.model.runtime
+    path, missing = resolve_model(config.model.detector.path, bundled_cloud_model)
+    checks, (trt, cuda) = machine_checks(runtime, path, [], section="model.runtime")
+    if path is None:
+        checks.append(missing)
+    else:
+        checks.append(engine_check(runtime, path, trt, cuda))
+        checks.append(check_model(config.model.detector, runtime, path, None, ""))
+    checks.append(check_broker(config.mqtt, timeout=min(timeout, 5.0),
+                               env_prefix=CLOUD_ENV_PREFIX))
+    if config.cache.redis_url:
+        checks.append(check_redis(config.cache.redis_url, timeout=min(timeout, 5.0)))
+    else:
+        checks.append(skip("redis", "cache.redis_url not set: each worker caches in memory "
+                                    "only"))
+    return checks
+
+
+def doctor_cmd(args: argparse.Namespace) -> int:
+    line, config = config_check(args.config, load_cloud_config, "cloud-fallback")
+    return report([line, *(cloud_checks(config, args.timeout) if config else [])], args.json)

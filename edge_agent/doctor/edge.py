@@ -1,0 +1,152 @@
+"""The edge agent's doctor: every check, in the order a person fixes things."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edge_agent.bundled import bundled_edge_model
+from edge_agent.config.common import DetectorModelConfig, RuntimeConfig
+from edge_agent.config.edge import CameraConfig, EdgeConfig
+from edge_agent.detector.backends.tensorrt import ENGINE_SUFFIXES
+from edge_agent.doctor import platform
+from edge_agent.doctor.model import check_engine_cache, check_model
+from edge_agent.doctor.report import Check, fail, ok, skip, warn
+from edge_agent.doctor.services import check_broker
+from edge_agent.errors import ModelError
+from edge_agent.logs import redact
+
+_CAMERA_FIXES = {
+    "stream": "check the URL, the network and the credentials (does ffplay open it from this "
+              "machine?); raise cameras[].open_timeout_s for a slow camera",
+    "gstreamer": "test the pipeline with gst-launch-1.0; it needs an OpenCV built with "
+                 "GStreamer (JetPack's)",
+    "usb": "is it plugged in (ls /dev/video*), and is the user in the video group?",
+    "file": "check the path (relative paths start from the working directory)",
+}
+
+
+def check_camera(camera: CameraConfig, timeout: float) -> tuple[Check, np.ndarray | None]:
+    """Open the camera with the agent's own capture code and wait for one frame."""
+    from edge_agent.capture.opencv import describe, source_from_config
+
+    name = f"camera {camera.name}"
+    if not camera.enabled:
+        return skip(name, "disabled in the config"), None
+    box: dict[str, object] = {}
+
+    def grab() -> None:
+        source = None
+        try:
+            source = source_from_config(camera)
+            box["frame"] = source.read()
+        except Exception as exc:  # a camera can fail in many ways; each is the answer
+            box["error"] = exc
+        finally:
+            if source is not None:
+                source.close()
+
+    started = time.monotonic()
+    thread = threading.Thread(target=grab, name=f"doctor-{camera.name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    url = redact(camera.url)
+    fix = _CAMERA_FIXES.get(describe(camera.url)[0], _CAMERA_FIXES["stream"])
+    if thread.is_alive():
+        return fail(name, f"{url}: no frame within {timeout:g} s", fix), None
+    if "error" in box:
+        return fail(name, redact(str(box["error"]).removeprefix(f"{name}: ")), fix), None
+    frame = box.get("frame")
+    if frame is None:
+        return fail(name, f"{url}: opened but gave no frame (empty file or stream?)", fix), None
+    h, w = frame.image.shape[:2]
+    return ok(name, f"{url}: {w}x{h} frame in {time.monotonic() - started:.1f} s"), frame.image
+
+
+def uses_tensorrt(runtime: RuntimeConfig) -> bool:
+    if runtime.backend == "tensorrt" or "tensorrt" in runtime.providers:
+        return True
+    if runtime.providers != ["auto"]:
+        return False
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "TensorrtExecutionProvider" in ort.get_available_providers()
+
+
+def machine_checks(runtime: RuntimeConfig, model_path: Path | None, camera_urls: list[str],
+                   section: str = "detector") -> tuple[list[Check], tuple[object, object]]:
+    """Python, OpenCV, ONNX Runtime, TensorRT, pycuda, GPU; (trt, cuda) modules or None.
+    `section`: where the runtime sits in the config, for the messages."""
+    jetson = platform.l4t_release() is not None
+    engine = model_path is not None and model_path.suffix.lower() in ENGINE_SUFFIXES
+    required = runtime.backend == "tensorrt" or engine
+    why = ("the model path is a TensorRT engine" if engine else
+           f"{section}.backend is tensorrt (without it, ONNX Runtime runs the model)")
+    trt_check, trt = platform.check_tensorrt(required, why, jetson)
+    cuda_check, cuda = platform.check_pycuda(required, why, jetson)
+    checks = [platform.check_python(), platform.check_opencv(camera_urls, jetson),
+              platform.check_onnxruntime(runtime, jetson), trt_check, cuda_check,
+              platform.check_gpu(trt, cuda, runtime.precision, required)]
+    return checks, (trt, cuda)
+
+
+def resolve_model(path: Path | None, bundled: Callable[[], Path]
+                  ) -> tuple[Path | None, Check | None]:
+    """The configured model, else the bundled one; or a FAIL when the bundled one is gone."""
+    try:
+        return (Path(path) if path else bundled()).expanduser(), None
+    except ModelError as exc:
+        return None, fail("model", str(exc), "reinstall Osprey or set the model path")
+
+
+def engine_check(runtime: RuntimeConfig, model: Path, trt, cuda) -> Check:
+    gpu = None
+    if trt is not None and cuda is not None:
+        from edge_agent.detector.backends.tensorrt import gpu_name
+
+        with contextlib.suppress(Exception):  # the gpu line already says why CUDA fails
+            gpu = gpu_name(cuda)
+    return check_engine_cache(runtime, model, uses_tensorrt=uses_tensorrt(runtime),
+                              trt_version=getattr(trt, "__version__", None), gpu=gpu)
+
+
+def edge_checks(config: EdgeConfig | None, timeout: float = 10.0) -> list[Check]:
+    """Every check for `config` (or, without one, of this machine and the bundled model)."""
+    runtime = config.detector if config else RuntimeConfig()
+    cameras = config.cameras if config else []
+    model_path, missing = resolve_model(config.model.path if config else None,
+                                        lambda: bundled_edge_model(runtime.precision))
+    checks, (trt, cuda) = machine_checks(runtime, model_path, [c.url for c in cameras])
+    if model_path is not None:
+        checks.append(engine_check(runtime, model_path, trt, cuda))
+    camera_checks, first = [], None
+    for camera in cameras:
+        check, image = check_camera(camera, min(timeout, camera.open_timeout_s
+                                                + camera.read_timeout_s))
+        camera_checks.append(check)
+        if first is None and image is not None:
+            first = (camera.name, image)
+    if missing is not None:
+        checks.append(missing)
+    else:
+        checks.append(check_model(config.model if config else DetectorModelConfig(), runtime,
+                                  model_path, first[1] if first else None,
+                                  f"a frame of camera {first[0]}" if first else ""))
+    checks.append(_broker(config, timeout))
+    return checks + (camera_checks or [skip("cameras", "no config given (--config FILE)")])
+
+
+def _broker(config: EdgeConfig | None, timeout: float) -> Check:
+    if config is None:
+        return skip("broker", "no config given (--config FILE)")
+    if config.mqtt.host is None:
+        return warn("broker", "mqtt.host is not set: `edge-agent demo` starts its own broker, "
+                    "`edge-agent run` needs one", "set mqtt.host to the broker's address")
+    return check_broker(config.mqtt, timeout=min(timeout, 5.0), device_id=config.device_id)
