@@ -68,7 +68,14 @@ step() {
 }
 p() { printf '%s%s' "$ROOT" "$1"; }
 redact() { sed -E 's#(://[^:/@ ]+):[^@/ ]+@#\1:***@#g'; }
-shown() { printf '%q ' "$@" | sed 's/ $//' | redact; }
+# A command as a person would type it: plain words bare, anything else in single quotes.
+shown() {
+  local arg out=()
+  for arg in "$@"; do
+    if [[ $arg =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then out+=("$arg"); else out+=("'${arg//\'/\'\\\'\'}'"); fi
+  done
+  printf '%s\n' "${out[*]}" | redact
+}
 
 # Run a command, or only print it with --dry-run. A failure stops the install with the
 # current step's FIX.

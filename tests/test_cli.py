@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -27,10 +28,14 @@ def test_cloud_help():
         assert f"    {name} " in done.stdout, name
 
 
-@pytest.mark.parametrize("name", ["doctor"])
-def test_unbuilt_subcommands_say_not_yet_available(name, capsys):
-    assert edge_main([name]) == 3
-    assert "not yet available" in capsys.readouterr().err
+def test_doctor_checks_this_machine_without_a_config(capsys):
+    """Without --config: Python, OpenCV, ONNX Runtime and the bundled model (tests/deploy
+    has the doctor against brokers and cameras)."""
+    assert edge_main(["doctor", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
+    assert report["ok"] and verdicts["model"] == verdicts["python"] == "ok"
+    assert verdicts["broker"] == "skip"
 
 
 def test_no_subcommand_prints_usage(capsys):

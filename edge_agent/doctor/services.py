@@ -73,15 +73,15 @@ def check_broker(config: MqttConfig, *, timeout: float = 5.0, env_prefix: str = 
                 "check that the broker is healthy (its log says why)")
         return fail("broker", f"{where}: no answer to CONNECT within {timeout:g} s", hint)
     if rc.is_failure:
-        if rc.value == BAD_CREDENTIALS:
-            return fail("broker", f"{where}: refused: bad username or password",
+        if rc.value in (BAD_CREDENTIALS, NOT_AUTHORIZED) and config.username:
+            # Mosquitto answers a wrong password with "not authorized"; others say "bad
+            # user name or password".
+            return fail("broker", f"{where}: refused: bad username or password ({rc})",
                         f"check mqtt.username and the password ({password}); on Mosquitto, "
-                        "reset it with mosquitto_passwd")
-        if rc.value == NOT_AUTHORIZED:
-            fix = ("give mqtt.username and a password" if not config.username else
-                   f"the broker does not let this user connect; check its password file and "
-                   f"the password ({password})")
-            return fail("broker", f"{where}: refused: not authorized", fix)
+                        "set it with mosquitto_passwd")
+        if rc.value in (BAD_CREDENTIALS, NOT_AUTHORIZED):
+            return fail("broker", f"{where}: refused: the broker wants a username ({rc})",
+                        f"set mqtt.username and the password ({password})")
         return fail("broker", f"{where}: refused: {rc}", "the broker's log says why")
     if device_id and config.username and config.username != device_id:
         return warn("broker", f"{where}: connected; the username differs from device_id "
