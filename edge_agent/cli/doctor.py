@@ -35,7 +35,7 @@ def config_check(path: Path, load, tool: str) -> tuple[Check, object | None]:
     except ConfigFileError as exc:
         problems = "; ".join(f"{p.where}: {p.path or '(top level)'}: {p.message}"
                              for p in exc.problems)
-        return fail("config", f"{path}: invalid: {problems}",
+        return fail("config", f"invalid: {problems}",
                     f"`{tool} validate-config {path}` shows each problem"), None
     except ConfigError as exc:
         return fail("config", str(exc), "give the path of a YAML config"), None
