@@ -3,69 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from edge_agent.bundled import bundled_edge_model
 from edge_agent.config.common import DetectorModelConfig, RuntimeConfig
-from edge_agent.config.edge import CameraConfig, EdgeConfig
+from edge_agent.config.edge import EdgeConfig
 from edge_agent.detector.backends.tensorrt import ENGINE_SUFFIXES
 from edge_agent.doctor import platform
+from edge_agent.doctor.cameras import check_cameras
 from edge_agent.doctor.model import check_engine_cache, check_model
-from edge_agent.doctor.report import Check, fail, ok, skip, warn
+from edge_agent.doctor.report import Check, fail, skip, warn
 from edge_agent.doctor.services import check_broker
 from edge_agent.errors import ModelError
-from edge_agent.logs import redact
-
-_CAMERA_FIXES = {
-    "stream": "check the URL, the network and the credentials (does ffplay open it from this "
-              "machine?); raise cameras[].open_timeout_s for a slow camera",
-    "gstreamer": "test the pipeline with gst-launch-1.0; it needs an OpenCV built with "
-                 "GStreamer (JetPack's)",
-    "usb": "is it plugged in (ls /dev/video*), and is the user in the video group?",
-    "file": "check the path (relative paths start from the working directory)",
-}
-
-
-def check_camera(camera: CameraConfig, timeout: float) -> tuple[Check, np.ndarray | None]:
-    """Open the camera with the agent's own capture code and wait for one frame."""
-    from edge_agent.capture.opencv import describe, source_from_config
-
-    name = f"camera {camera.name}"
-    if not camera.enabled:
-        return skip(name, "disabled in the config"), None
-    box: dict[str, object] = {}
-
-    def grab() -> None:
-        source = None
-        try:
-            source = source_from_config(camera)
-            box["frame"] = source.read()
-        except Exception as exc:  # a camera can fail in many ways; each is the answer
-            box["error"] = exc
-        finally:
-            if source is not None:
-                source.close()
-
-    started = time.monotonic()
-    thread = threading.Thread(target=grab, name=f"doctor-{camera.name}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    url = redact(camera.url)
-    fix = _CAMERA_FIXES.get(describe(camera.url)[0], _CAMERA_FIXES["stream"])
-    if thread.is_alive():
-        return fail(name, f"{url}: no frame within {timeout:g} s", fix), None
-    if "error" in box:
-        return fail(name, redact(str(box["error"]).removeprefix(f"{name}: ")), fix), None
-    frame = box.get("frame")
-    if frame is None:
-        return fail(name, f"{url}: opened but gave no frame (empty file or stream?)", fix), None
-    h, w = frame.image.shape[:2]
-    return ok(name, f"{url}: {w}x{h} frame in {time.monotonic() - started:.1f} s"), frame.image
 
 
 def uses_tensorrt(runtime: RuntimeConfig) -> bool:
@@ -126,13 +76,7 @@ def edge_checks(config: EdgeConfig | None, timeout: float = 10.0) -> list[Check]
     checks, (trt, cuda) = machine_checks(runtime, model_path, [c.url for c in cameras])
     if model_path is not None:
         checks.append(engine_check(runtime, model_path, trt, cuda))
-    camera_checks, first = [], None
-    for camera in cameras:
-        check, image = check_camera(camera, min(timeout, camera.open_timeout_s
-                                                + camera.read_timeout_s))
-        camera_checks.append(check)
-        if first is None and image is not None:
-            first = (camera.name, image)
+    camera_checks, first = check_cameras(cameras, timeout)
     if missing is not None:
         checks.append(missing)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -284,3 +285,16 @@ def _importable(name: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_a_camera_that_never_answers_is_bounded_by_the_timeout(mosquitto, tmp_path, capsys):
+    with socket.socket() as silent:  # accepts connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"rtsp://127.0.0.1:{silent.getsockname()[1]}/stream"
+        config = edge_config(tmp_path, mosquitto.port, cameras=(("mute", url),))
+        code = edge_main(["doctor", "--json", "--timeout", "1", "--config", str(config)])
+        checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert code == EXIT_FAILED
+    assert checks["camera mute"]["detail"].endswith("no frame within 1 s")
+    assert checks["model"]["verdict"] == "ok"  # on a blank frame, since no camera gave one

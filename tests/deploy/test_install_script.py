@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from deploy_kit import REPO, dev_tool
-from servers import find_binary
+from servers import require_binary
 
 from edge_agent.config import load_edge_config
 
@@ -183,9 +183,7 @@ def test_the_unit_runs_the_agent_as_its_user_and_restarts_with_backoff():
 
 
 def test_systemd_accepts_the_unit(tmp_path):
-    analyze = find_binary("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze not found (it comes with systemd)")
+    analyze = require_binary("systemd-analyze", "systemd")
     # Same unit, its program replaced by one that exists here (verify checks it).
     unit = tmp_path / "edge-agent.service"
     unit.write_text(UNIT.read_text().replace("/opt/osprey/venv/bin/edge-agent", "/bin/echo"))
