@@ -402,15 +402,20 @@ render_config() {
 write_config() {
   step "Config $ETC/edge.yaml from deploy/templates/edge.yaml.in"
   FIX="check the arguments; the template is $SRC_DIR/deploy/templates/edge.yaml.in"
-  local target new
-  target=$(p "$ETC")/edge.yaml
+  # The checksum of the file as last written tells a config edited by hand (kept) from one
+  # this script wrote (replaced by the new template's).
+  local target new stamp edited=0
+  target=$(p "$ETC")/edge.yaml stamp=$(p "$ETC")/.edge.yaml.sha256
   new=$(render_config)
-  if [ -f "$target" ] && [ "$(cat "$target")" != "$new" ] && [ "$FORCE_CONFIG" = 0 ]; then
+  if [ -f "$target" ] && [ "$(cat "$target")" != "$new" ] && [ "$FORCE_CONFIG" = 0 ] &&
+      [ "$(sha256sum <"$target")" != "$(cat "$stamp" 2>/dev/null)" ]; then
     say "  $target was changed since it was written: kept; the new one goes to edge.yaml.new"
     say "  (compare: diff $target $target.new; --force-config overwrites)"
-    target=$target.new
+    target=$target.new edited=1
   fi
   write_file "$target" 0640 "root:$SERVICE_USER" "$new"
+  [ "$edited" = 1 ] || write_file "$stamp" 0640 "root:$SERVICE_USER" \
+    "$(printf '%s\n' "$new" | sha256sum)"
   if [ -n "$ROOT" ]; then
     say "  (--root: validated on the device, where its files are)"
   else

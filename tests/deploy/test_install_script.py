@@ -3,6 +3,7 @@ checks, and the systemd unit it installs."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from pathlib import Path
@@ -111,6 +112,20 @@ def test_a_config_changed_by_hand_is_kept(inputs):
     assert "was changed since it was written: kept" in done.stdout
     assert written(done.stdout, "edge.yaml.new")
     assert (etc / "edge.yaml").read_text() == "device_id: edited\n"
+
+
+def test_a_config_the_installer_wrote_is_replaced_by_the_new_template(inputs):
+    etc = inputs / "root" / "etc" / "osprey"
+    etc.mkdir(parents=True)
+    (etc / "edge.yaml").write_text("device_id: written-by-an-older-install\n")
+    digest = hashlib.sha256(b"device_id: written-by-an-older-install\n").hexdigest()
+    (etc / ".edge.yaml.sha256").write_text(f"{digest}  -\n")
+    out = dry_run(inputs).stdout
+    assert "kept" not in out
+    assert "device_id: jetson-gate-01" in written(out, "/etc/osprey/edge.yaml")
+    new = written(out, "/etc/osprey/edge.yaml").replace("viewer:***@", "viewer:cam-secret@")
+    stamp = written(out, "/etc/osprey/.edge.yaml.sha256")
+    assert stamp.split()[0] == hashlib.sha256(new.encode()).hexdigest()
 
 
 def test_a_venv_without_system_packages_is_refused(inputs):
