@@ -51,6 +51,24 @@ class LimitsConfig(Strict):
     max_image_pixels: int = Field(16_000_000, ge=4096, description="Keyframe pixels at most.")
 
 
+class TextModelConfig(Strict):
+    enabled: bool = Field(True, description="Score crops of the answer's detections against "
+                                            "text: queries (matches) and class prompts "
+                                            "(a second opinion on labels).")
+    path: Path | None = Field(
+        None, description="Folder with image_encoder.onnx, text_encoder.onnx, tokenizer.json "
+                          "and textimage.json (a CLIP-style export works, see "
+                          "docs/models.md); null: the bundled model.")
+    match_threshold: float = Field(0.5, gt=0, lt=1, description="A query matches a detection "
+                                                                "at this probability or more.")
+    label_weight: float = Field(0.1, ge=0, le=1, description="Weight of the text model against "
+                                                             "the detector when they disagree "
+                                                             "on a label; 0: labels untouched.")
+    min_side_px: int = Field(6, ge=1, description="Smaller boxes are not cropped.")
+    max_crops: int = Field(256, ge=1, le=10_000, description="Crops per request at most "
+                                                            "(highest scores first).")
+
+
 class CloudModelConfig(Strict):
     detector: DetectorModelConfig = Field(
         default_factory=lambda: DetectorModelConfig(score_threshold=0.1),
@@ -64,6 +82,7 @@ class CloudModelConfig(Strict):
                            "the whole frame only.")
     min_score: float = Field(0.2, ge=0, le=1, description="Answer detections at least this "
                                                           "sure after fusion.")
+    text: TextModelConfig = Field(default_factory=TextModelConfig)
 
 
     @field_validator("tiles")

@@ -4,7 +4,9 @@ Any number of workers subscribe to `$share/<group>/<prefix>/<devices>/offload/re
 broker hands each request to one of them. A request is validated in the MQTT thread (sizes and
 JPEG dimensions before any decoding) and queued (bounded); a batching thread gathers requests
 up to `max_batch` keyframes or `max_wait_ms`, then serves each: the content-hash cache (memory,
-then Redis), or the cloud detector over every keyframe fused across the window. The answer goes
+then Redis), or the cloud detector over every keyframe fused across the window, then the
+image-text model over the crops of its detections (a second opinion on labels, and matches for
+the camera's text queries: cloud_fallback/opinion.py). The answer goes
 to the request's reply topic with its correlation data. Answers are remembered by request id,
 so a redelivered request gets the same answer again (idempotent). Nothing a client sends can
 stop the worker: a bad request is answered with an error when it says where to answer, and
@@ -36,7 +38,9 @@ from prometheus_client import Counter as PromCounter
 from cloud_fallback.cache import ResultCache, content_key
 from cloud_fallback.config import CloudConfig
 from cloud_fallback.fusion import fuse_keyframes
-from edge_agent.bundled import bundled_cloud_model
+from cloud_fallback.opinion import TextOpinion
+from cloud_fallback.textimage import TextImageModel
+from edge_agent.bundled import bundled_cloud_model, bundled_text_model
 from edge_agent.detector import Detector
 from edge_agent.detector.detections import Detections
 from edge_agent.detector.tiling import TiledDetector
@@ -48,6 +52,7 @@ from edge_agent.offload.protocol import (
     OffloadResponse,
     ProtocolError,
     ResponseFrame,
+    WireMatch,
     decode_request,
     encode,
     expired,
@@ -82,11 +87,13 @@ class WorkerMetrics:
         self.queue = Gauge("osprey_cloud_queue_depth", "Requests waiting", registry=r)
         self.cache = PromCounter("osprey_cloud_cache_hits", "Cache hits by level", ["level"],
                                  registry=r)
+        self.matches = PromCounter("osprey_cloud_query_matches",
+                                   "Detections a text query describes", registry=r)
 
 
 class Worker:
     def __init__(self, config: CloudConfig, detector: Detector | None = None,
-                 model_id: str | None = None) -> None:
+                 model_id: str | None = None, text_model: TextImageModel | None = None) -> None:
         self.config = config
         path = config.model.detector.path or bundled_cloud_model()
         if detector is None:
@@ -97,6 +104,12 @@ class Worker:
                 detector = TiledDetector(detector, cols, rows)
         self.detector = detector
         self.model_id = model_id or Path(path).stem
+        t = config.model.text
+        self.opinion: TextOpinion | None = None
+        if t.enabled:
+            text_model = text_model or TextImageModel.load(t.path or bundled_text_model())
+            self.opinion = TextOpinion(text_model, tuple(detector.class_names), t.label_weight,
+                                       t.match_threshold, t.min_side_px, t.max_crops)
         lim = config.limits
         self.limits = Limits(lim.max_payload_bytes, lim.max_keyframes, lim.max_image_side,
                              lim.max_image_pixels)
@@ -148,7 +161,8 @@ class Worker:
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
                 "requests": {k: self.stats.get(k, 0) for k in OUTCOMES},
                 "queue": self.jobs.qsize(), "cache_hits": dict(self.cache.hits),
-                "cache_misses": self.cache.misses, "redis_errors": self.cache.redis_errors}
+                "cache_misses": self.cache.misses, "redis_errors": self.cache.redis_errors,
+                "text": vars(self.opinion.stats).copy() if self.opinion else None}
 
     def publish_stats(self) -> None:
         self.client.publish(self.stats_topic, json.dumps(self.stats_payload()), qos=0)
@@ -175,20 +189,37 @@ class Worker:
             log.exception("unexpected error on a request")
             self._count("error")
 
+    def _own_reply_topic(self, topic: str) -> str | None:
+        """The response topic of the device that published on `topic`
+        (<prefix>/<device>/offload/request): the only place a worker answers, so a request
+        cannot aim answers at another device."""
+        prefix = self.config.mqtt.topic_prefix
+        head, sep, device = topic.removesuffix("/offload/request").rpartition("/")
+        if not sep or head != prefix or not device:
+            return None
+        return f"{prefix}/{device}/offload/response"
+
     def _accept(self, msg) -> None:
         received = time.monotonic()
         props = getattr(msg, "properties", None)
         prop_reply = getattr(props, "ResponseTopic", None) if props else None
         prop_corr = getattr(props, "CorrelationData", None) if props else None
+        own = self._own_reply_topic(msg.topic)
         try:
             req = decode_request(msg.payload, self.limits)
+            reply_to = prop_reply or req.reply_to
+            mine = f"{self.config.mqtt.topic_prefix}/{req.device}/offload/response"
+            if own is None or reply_to != own or mine != own:
+                raise ProtocolError(f"a request on {msg.topic} must come from the device of "
+                                    f"that topic and be answered on {own}; this one names "
+                                    f"device {req.device!r} and {reply_to!r}")
         except ProtocolError as exc:
             self._count("malformed")
             log.warning("malformed request on %s (%d bytes): %s", msg.topic, len(msg.payload),
                         exc)
-            self._answer_malformed(msg.payload, str(exc), prop_reply, prop_corr)
+            self._answer_malformed(msg.payload, str(exc), own, prop_corr)
             return
-        reply_to, corr = prop_reply or req.reply_to, prop_corr or req.corr
+        corr = prop_corr or req.corr
         with self._answered_lock:
             done = self.answered.get(req.id)
         if done is not None:
@@ -208,7 +239,8 @@ class Worker:
 
     def _answer_malformed(self, payload: bytes, reason: str, reply_to: str | None,
                           corr: bytes | None) -> None:
-        """Answer with an error when the request says, in usable form, where to answer."""
+        """Answer with an error on the sending device's response topic (`reply_to`) when the
+        request carries a usable id."""
         fields: dict[str, Any] = {}
         try:
             obj = msgpack.unpackb(payload[:self.limits.max_payload_bytes], raw=False,
@@ -217,9 +249,8 @@ class Worker:
                 fields = obj
         except Exception:
             pass
-        reply_to = reply_to or fields.get("reply_to")
         rid = fields.get("id")
-        if not (isinstance(reply_to, str) and reply_to and isinstance(rid, str)
+        if not (reply_to and isinstance(rid, str)
                 and 8 <= len(rid) <= 64):
             return
         names = {k: v if isinstance(v, str) and 0 < len(v) <= 128 else "unknown"
@@ -274,31 +305,41 @@ class Worker:
         if expired(req):
             self._count("expired")
             return
-        key = content_key(req, self.model_id)
+        key = content_key(req, self.answer_model_id)
         hit = self.cache.get(key)
         if hit is not None:
             value, level = hit
             self.metrics.cache.labels(level).inc()
             frames = [ResponseFrame.model_validate(f) for f in value["frames"]]
-            resp = self._ok(req, frames, 0.0, level)
+            matches = [WireMatch.model_validate(m) for m in value.get("matches", [])]
+            resp = self._ok(req, frames, matches, 0.0, level)
             outcome = "cached"
         else:
             t0 = time.perf_counter()
             try:
-                per_frame = [self._detect(i, kf) for i, kf in enumerate(req.frames)]
+                decoded = [self._detect(i, kf) for i, kf in enumerate(req.frames)]
             except ProtocolError as exc:
                 self._count("malformed")
                 self._send(job.reply_to, job.corr, encode(self._error(req, str(exc))))
                 return
+            per_frame = [d for _, d, _ in decoded]
             if self.config.model.fuse_keyframes:
                 per_frame = fuse_keyframes(per_frame)
             floor = self.config.model.min_score
-            frames = [ResponseFrame(index=kf.index, detections=to_wire(d[d.score >= floor]))
+            per_frame = [d[d.score >= floor] for d in per_frame]
+            matches: list[WireMatch] = []
+            if self.opinion is not None:
+                per_frame, matches = self.opinion.apply(
+                    [img for img, _, _ in decoded], per_frame, [kf.index for kf in req.frames],
+                    [scale for _, _, scale in decoded], req.queries)
+            frames = [ResponseFrame(index=kf.index, detections=to_wire(d))
                       for kf, d in zip(req.frames, per_frame, strict=True)]
             infer_ms = (time.perf_counter() - t0) * 1000
-            self.cache.put(key, {"frames": [f.model_dump() for f in frames]})
-            resp = self._ok(req, frames, infer_ms, "none")
+            self.cache.put(key, {"frames": [f.model_dump() for f in frames],
+                                 "matches": [m.model_dump() for m in matches]})
+            resp = self._ok(req, frames, matches, infer_ms, "none")
             outcome = "ok"
+            self.metrics.matches.inc(len(matches))
         data = encode(resp)
         with self._answered_lock:
             self.answered[req.id] = (job.reply_to, job.corr, data)
@@ -306,7 +347,14 @@ class Worker:
         self._count(outcome)
         self.metrics.service.observe(time.monotonic() - job.received)
 
-    def _detect(self, i: int, kf) -> Detections:
+    @property
+    def answer_model_id(self) -> str:
+        """The detector and the text model: both decide an answer, so both key the cache."""
+        if self.opinion is None:
+            return self.model_id
+        return f"{self.model_id}+{self.opinion.model.name}"
+
+    def _detect(self, i: int, kf) -> tuple[np.ndarray, Detections, tuple[float, float]]:
         img = cv2.imdecode(np.frombuffer(kf.jpeg, np.uint8), cv2.IMREAD_COLOR)
         if img is None:
             raise ProtocolError(f"frames[{i}]: the JPEG does not decode")
@@ -315,14 +363,15 @@ class Worker:
         sx, sy = kf.width / img.shape[1], kf.height / img.shape[0]
         if (sx, sy) != (1.0, 1.0):
             dets.xyxy[:] *= np.array([sx, sy, sx, sy], np.float32)
-        return dets
+        return img, dets, (sx, sy)
 
-    def _ok(self, req: OffloadRequest, frames: list[ResponseFrame], infer_ms: float,
-            cache: str) -> OffloadResponse:
+    def _ok(self, req: OffloadRequest, frames: list[ResponseFrame], matches: list[WireMatch],
+            infer_ms: float, cache: str) -> OffloadResponse:
         return OffloadResponse(id=req.id, device=req.device, camera=req.camera,
                                window=req.window, worker=self.config.worker_id, status="ok",
                                frames=frames, model=self.model_id, infer_ms=round(infer_ms, 2),
-                               cache=cache)
+                               cache=cache, matches=matches,
+                               text_model=self.opinion.model.name if self.opinion else "")
 
     def _error(self, req: OffloadRequest, reason: str) -> OffloadResponse:
         return OffloadResponse(id=req.id, device=req.device, camera=req.camera,

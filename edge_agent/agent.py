@@ -377,6 +377,16 @@ class Agent:
             "verified_tracks": verified}
         self.publisher.publish_json(self.topics.camera(p.name, "refined"), payload)
         self.metrics.refined.labels(p.name, answer.source).inc()
+        if answer.matches:
+            self.publisher.publish_json(self.topics.camera(p.name, "matches"), {
+                "v": SCHEMA_VERSION, "device": self.config.device_id, "camera": p.name,
+                "window_id": answer.window_id, "request_id": answer.request_id,
+                "source": answer.source, "text_model": answer.text_model,
+                "matches": [{"query": m.query, "score": m.score, "frame": m.index,
+                             "box": m.box, "label": m.label, "class_id": m.class_id}
+                            for m in answer.matches]})
+            for m in answer.matches:
+                self.metrics.matches.labels(p.name, m.query).inc()
 
     def _publish_event(self, p: CameraPipeline, out: EventOutput) -> None:
         self.publisher.publish_json(self.topics.camera(p.name, "events"), out.payload)

@@ -38,9 +38,11 @@ from edge_agent.detector import Detector
 from edge_agent.detector.detections import Detections
 from edge_agent.detector.nms import iou_matrix
 from edge_agent.detector.tiling import TiledDetector
-from edge_agent.evaluate import CLIP_ID_SPAN, evaluate
+from edge_agent.errors import ModelError
+from edge_agent.evaluate import CLIP_ID_SPAN, MAX_OCCLUSION, MIN_VISIBLE_PX, evaluate
 from edge_agent.offload.cache import (
     EdgeCache,
+    agreement,
     block_difference,
     fingerprint,
     fingerprint_frames,
@@ -150,6 +152,74 @@ def _fused(clip: Clip, keys: list[int], min_score: float) -> list[Detections]:
     return [d[d.score >= min_score] for d in fused]
 
 
+def _label_hits(truth: FrameTruth, dets: Detections) -> tuple[int, int, int, int]:
+    """Labels against clearly visible objects, two ways: (1) every detection, compared with
+    the object it overlaps most (IoU >= 0.5, any class): a second box of another class on the
+    same object counts, since a subscriber sees it; (2) one detection per object, the highest
+    scored. Returns (matched, right) for each."""
+    objs = [o for o in truth.visible()
+            if o.visible_px >= MIN_VISIBLE_PX and o.occlusion <= MAX_OCCLUSION]
+    if not objs or not len(dets):
+        return 0, 0, 0, 0
+    iou = iou_matrix(dets.xyxy, np.array([o.box for o in objs], np.float32))
+    best = iou.argmax(axis=1)
+    hit = iou[np.arange(len(dets)), best] >= 0.5
+    right = [dets.class_names[int(c)] == objs[int(j)].cls
+             for c, j in zip(dets.class_id[hit], best[hit], strict=True)]
+    used: set[int] = set()
+    first = first_right = 0
+    for i in np.argsort(-dets.score, kind="stable"):
+        free = np.where([k in used for k in range(len(objs))], -1.0, iou[i])
+        j = int(free.argmax())
+        if free[j] < 0.5:
+            continue
+        used.add(j)
+        first += 1
+        first_right += dets.class_names[int(dets.class_id[i])] == objs[j].cls
+    return int(hit.sum()), int(sum(right)), first, int(first_right)
+
+
+def second_opinion(clips: list[Clip], windows: list[Window], chosen: list[int],
+                   min_score: float, text_model: Any, weights=(0.1, 0.2, 0.3, 0.5),
+                   quality: int = 85) -> dict[str, Any]:
+    """Label accuracy of the cloud's answers for the `chosen` windows, on clearly visible
+    objects (every detection, and the best box per object), with the detector alone and with
+    the image-text model's second opinion at each weight; the keyframes are rendered again and
+    JPEG-compressed as the agent sends them."""
+    from cloud_fallback.opinion import TextOpinion
+
+    worlds: dict[int, SyntheticWorld] = {}
+    per = {"detector": [0, 0, 0, 0], **{f"text_w{w:g}": [0, 0, 0, 0] for w in weights}}
+    relabelled = dict.fromkeys(per, 0)
+    names = None
+    for wi in chosen:
+        w = windows[wi]
+        clip = clips[w.clip]
+        preset, seed = clip.name.rsplit("-", 1)
+        world = worlds.setdefault(w.clip, SyntheticWorld(
+            WorldOptions.from_preset(preset, seed=int(seed))))
+        fused = _fused(clip, w.keys, min_score)
+        images = []
+        for k in w.keys:
+            _, buf = cv2.imencode(".jpg", world.render(k)[0].image,
+                                   [cv2.IMWRITE_JPEG_QUALITY, quality])
+            images.append(cv2.imdecode(buf, cv2.IMREAD_COLOR))
+        names = names or next((d.class_names for d in fused if d.class_names), None)
+        variants = {"detector": fused}
+        for wt in weights:
+            op = TextOpinion(text_model, names or (), label_weight=wt)
+            variants[f"text_w{wt:g}"] = op.apply(images, fused, list(w.keys),
+                                                 [(1.0, 1.0)] * len(w.keys), [])[0]
+        for name, frames in variants.items():
+            for k, dets, base in zip(w.keys, frames, fused, strict=True):
+                for n, v in enumerate(_label_hits(clip.truths[k], dets)):
+                    per[name][n] += v
+                relabelled[name] += int((dets.class_id != base.class_id).sum())
+    return {name: {"matched": m, "label_accuracy": round(r / m, 4) if m else None,
+                   "objects": o, "label_accuracy_best_box": round(ro / o, 4) if o else None,
+                   "relabelled": relabelled[name]} for name, (m, r, o, ro) in per.items()}
+
+
 def _request_bytes(clip: Clip, keys: list[int]) -> int:
     """Size of the msgpack request the agent would send: the JPEGs plus the envelope (edge
     detections, ids), measured by encoding one with placeholder bytes of the right length."""
@@ -189,25 +259,6 @@ def _map(clips: list[Clip], per_clip: list[list[Detections]]) -> float:
     return evaluate(truths, dets).map50
 
 
-def _f1(a: Detections, b: Detections, score: float = 0.5, slack: float = 0.3,
-        iou: float = 0.5) -> float:
-    """Agreement of two answers: the share of each one's detections (score >= `score`) that
-    the other has too (same class, IoU >= `iou`, score >= `slack`: a box at 0.48 in one and
-    0.52 in the other is the same answer), over both: an F1."""
-    sa, sb = a[a.score >= score], b[b.score >= score]
-    if not len(sa) and not len(sb):
-        return 1.0
-
-    def found(x: Detections, y: Detections) -> int:
-        y = y[y.score >= slack]
-        if not len(x) or not len(y):
-            return 0
-        m = iou_matrix(x.xyxy, y.xyxy) * (x.class_id[:, None] == y.class_id[None, :])
-        return int((m >= iou).any(axis=1).sum())
-
-    return (found(sa, b) + found(sb, a)) / (len(sa) + len(sb))
-
-
 def _rank_corr(x: np.ndarray, y: np.ndarray) -> float:
     rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
     if rx.std() == 0 or ry.std() == 0:
@@ -240,7 +291,8 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
     from edge_agent.config.edge import EdgeCacheConfig
 
     c = EdgeCacheConfig()
-    cache = EdgeCache(c.max_entries, c.ttl_s, c.hamming_radius, c.block_threshold)
+    cache = EdgeCache(c.max_entries, c.ttl_s, c.hamming_radius, c.block_threshold,
+                      c.edge_agreement)
     stored: list[dict[int, Detections]] = []
     hits = correct_hits = false_hits = oracle = offloaded = 0
     memo: dict[int, Detections] = {}
@@ -266,19 +318,20 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
         # What reuse is judged on: the cloud's view of this window at fixed places.
         probe = fingerprint_frames(list(range(len(frames))))
         now = {o: cloud_at(frames[o].frame) for o in probe}
-        reusable = any(min(_f1(s[o], now[o]) for o in probe) >= 0.9 for s in stored)
+        reusable = any(min(agreement(s[o], now[o]) for o in probe) >= 0.9 for s in stored)
         oracle += reusable
         entry = cache.lookup(fp, lambda off, frames=frames: frames[off].detections)
         if entry is not None:
             hits += 1
-            good = min(_f1(entry.meta["probe"][o], now[o]) for o in probe) >= 0.9
+            good = min(agreement(entry.meta["probe"][o], now[o]) for o in probe) >= 0.9
             diag.append((round(max(block_difference(x, y) for x, y in zip(
                 entry.fp.thumbs, fp.thumbs, strict=True)), 2),
                 int(hamming(entry.fp.hashes, fp.hashes).max()), bool(good)))
             correct_hits += good
             false_hits += not good
         else:
-            cache.put(fp, list(zip(keys, fresh, strict=True)), fresh[-1], keys[-1], probe=now)
+            cache.put(fp, list(zip(keys, fresh, strict=True)), fresh[-1], keys[-1],
+                      edge={o: frames[o].detections for o in probe}, probe=now)
             stored.append(now)
     return {"seed": seed, "seconds": seconds, "ratio": ratio, "offloaded_windows": offloaded,
             "cache_hits": hits, "cache_hit_rate": hits / max(1, offloaded),
@@ -337,7 +390,7 @@ def bench_offload(edge_path: Path, cloud_path: Path, seeds: list[int], presets: 
 
     # Which score predicts the cloud's corrections: disagreement between the edge and the
     # cloud on each window's keyframes (1 - F1).
-    correction = np.array([1 - np.mean([_f1(clips[w.clip].edge[f], d) for f, d in zip(
+    correction = np.array([1 - np.mean([agreement(clips[w.clip].edge[f], d) for f, d in zip(
         w.keys, _fused(clips[w.clip], w.keys, min_score), strict=True)]) for w in windows])
     predictors = {name: _rank_corr(np.array([w.scores[name] for w in windows]), correction)
                   for name in windows[0].scores}
@@ -362,6 +415,18 @@ def bench_offload(edge_path: Path, cloud_path: Path, seeds: list[int], presets: 
                                         for key in rand[0]}
         step = len(windows) / n
         result["periodic"][f"{r:.2f}"] = row([int(i * step) for i in range(n)])
+    try:
+        from cloud_fallback.textimage import TextImageModel
+        from edge_agent.bundled import bundled_text_model
+
+        text_model = TextImageModel.load(bundled_text_model())
+    except (ImportError, ModelError) as exc:
+        result["second_opinion"] = {"skipped": str(exc)}
+    else:
+        progress("second opinion: labels of the policy's answers at 20 %")
+        chosen = causal_policy(windows, scores, max(1, round(0.2 * len(windows))))
+        result["second_opinion"] = {"windows": len(chosen), **second_opinion(
+            clips, windows, chosen, min_score, text_model)}
     if cache_seconds > 0:
         result["cache"] = bench_cache(edge, cloud, 1100, cache_seconds, 0.2, size, stride, k,
                                       min_score, cfg, progress)

@@ -37,3 +37,8 @@ def bundled_edge_model(precision: str = "fp32") -> Path:
 def bundled_cloud_model() -> Path:
     """The bundled cloud detector (MobileNetV2-SSDLite at full resolution)."""
     return _find("cloud", CLOUD)
+
+
+def bundled_text_model() -> Path:
+    """The folder of the bundled image-text model (the cloud's second opinion and queries)."""
+    return _find("textimage", "textimage.json").parent

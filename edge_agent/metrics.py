@@ -43,6 +43,9 @@ class AgentMetrics:
                                registry=r)
         self.refined = Counter("osprey_refined", "Refined answers published",
                                ["camera", "source"], registry=r)
+        self.matches = Counter("osprey_query_matches", "Detections a camera's text query "
+                               "describes (cloud image-text model)", ["camera", "query"],
+                               registry=r)
 
     def watch(self, snapshot: Callable[[], dict[str, Any]]) -> None:
         """Expose the counters and gauges in `snapshot()` (see Agent.snapshot) at scrape time."""

@@ -28,6 +28,8 @@ frame (MQTT v5 expiry: `mqtt.message_expiry_s`) |
 | `osprey/{{d}}/stats` | no | 0 | JSON `stats` every `stats_interval_s` and at a clean stop |
 | `osprey/{{d}}/{{c}}/refined` | no | `mqtt.qos` | JSON `refined`: the cloud's (or the edge \
 cache's) answer for an offloaded window, merged into each of its frames |
+| `osprey/{{d}}/{{c}}/matches` | no | `mqtt.qos` | JSON `matches`: detections that one of the \
+camera's text queries describes, per offloaded window (none: no message) |
 | `osprey/{{d}}/offload/request` | no | `mqtt.qos` | msgpack `OffloadRequest` \
 (`edge_agent/offload/protocol.py`); v5 ResponseTopic, CorrelationData, expiry |
 | `osprey/{{d}}/offload/response` | no | 1 | msgpack `OffloadResponse` from a worker |

@@ -94,6 +94,13 @@ def run_bench_offload(args: argparse.Namespace) -> int:
                   f"{x['uplink_bytes'] / 1e6:.2f} | {x['uplink_ratio_vs_cloud_only']:.3f} |")
     print("\nwindow score vs the cloud's corrections (rank correlation): " + ", ".join(
         f"{k} {v:.2f}" for k, v in result["score_vs_correction_rank_corr"].items()))
+    op = result.get("second_opinion", {})
+    if "skipped" in op:
+        print(f"second opinion: skipped ({op['skipped']})")
+    elif op:
+        print(f"label accuracy of the policy's answers at 20 % ({op['windows']} windows): " +
+              ", ".join(f"{k} {v['label_accuracy']}" for k, v in op.items()
+                        if isinstance(v, dict)))
     if "cache" in result:
         c = result["cache"]
         print(f"cache ({c['seconds']:g} s, recurring scenes): hit rate {c['cache_hit_rate']:.2f}"

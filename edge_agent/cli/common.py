@@ -16,7 +16,7 @@ from edge_agent.config.loader import dump_config
 from edge_agent.errors import OspreyError
 from edge_agent.logs import redact, setup_logging
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_AVAILABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 log = logging.getLogger("osprey.cli")
 
@@ -26,14 +26,6 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
-
-
-def not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        print(f"{name}: not yet available in this version of Osprey "
-              f"(see the roadmap in README.md)", file=sys.stderr)
-        return EXIT_NOT_AVAILABLE
-    return run
 
 
 def validate_config(load: Callable[[Path], BaseModel], args: argparse.Namespace) -> int:

@@ -155,6 +155,10 @@ class EdgeCacheConfig(Strict):
         6.0, ge=0, le=255, description="Max mean difference, in any colour channel, of any "
         "block of 1/32 x 1/18 of the frame (after matching global brightness and contrast): a "
         "small new object breaks the match.")
+    edge_agreement: float = Field(
+        1.0, ge=0, le=1, description="The edge's detections at the fingerprint's frames must "
+        "agree this well (F1, same class, IoU >= 0.5) with the edge's when the answer was "
+        "stored; 0: no check.")
 
 
 class EdgeConfig(Strict):

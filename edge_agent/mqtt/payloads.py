@@ -209,6 +209,41 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         "additionalProperties": False,
     },
+    "matches": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "osprey/{d}/{c}/matches",
+        "description": "Detections of an offloaded (or cached) window that one of the camera's "
+                       "text queries (`cameras[].text_queries`) describes, by the cloud's "
+                       "image-text model; one message per window with at least one match. "
+                       "Boxes in frame pixels; `frame` is a keyframe's index.",
+        "type": "object",
+        "required": ["v", "device", "camera", "window_id", "request_id", "source",
+                     "text_model", "matches"],
+        "properties": {
+            "v": {"const": SCHEMA_VERSION},
+            "device": {"type": "string"},
+            "camera": {"type": "string"},
+            "window_id": {"type": "string"},
+            "request_id": {"type": "string"},
+            "source": {"enum": ["cloud", "cache"]},
+            "text_model": {"type": "string"},
+            "matches": {"type": "array", "minItems": 1, "items": {
+                "type": "object",
+                "required": ["query", "score", "frame", "box", "label", "class_id"],
+                "properties": {
+                    "query": {"type": "string"},
+                    "score": {"type": "number", "minimum": 0, "maximum": 1,
+                              "description": "probability that the query is true of the "
+                                             "detection's crop"},
+                    "frame": {"type": "integer", "minimum": 0},
+                    "box": _BOX,
+                    "label": {"type": "string", "description": "after the text model's "
+                                                               "second opinion"},
+                    "class_id": {"type": "integer", "minimum": 0}},
+                "additionalProperties": False}},
+        },
+        "additionalProperties": False,
+    },
     "camera_status": {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "osprey/{d}/{c}/status (retained)",

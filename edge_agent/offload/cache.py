@@ -6,7 +6,10 @@ hash is within `hamming_radius` bits of the entry's, no 2x2 block of the thumbna
 pixels of a 640x360 frame) differs by more than `block_threshold` levels on average in any
 colour channel (after each channel is matched in mean and spread, so the light of the day does
 not matter but one small new object does, even one as dark as the road it stands on), the entry is
-younger than its TTL, and the edge's own confident detections agree with the cached answer. An entry
+younger than its TTL, and the edge's own detections agree: with the cached answer (every
+confident edge detection has a same-class cloud box over it), and with the edge's detections
+when the answer was stored, at the same places in the window (the edge signature: the same
+scene gives the same edge boxes; an object that moved, left or came in does not). An entry
 whose answer the edge contradicts is dropped (invalidated), and the window goes to the cloud.
 LRU beyond `max_entries`.
 """
@@ -89,6 +92,25 @@ def agrees(edge: Detections, cloud: Detections, min_score: float = 0.6,
     return bool(((m >= iou) & same).any(axis=1).all())
 
 
+def agreement(a: Detections, b: Detections, score: float = 0.5, slack: float = 0.3,
+              iou: float = 0.5) -> float:
+    """F1 of two sets of detections: the share of each one's detections (score >= `score`)
+    that the other has too (same class, IoU >= `iou`, score >= `slack`, so a box at 0.48 in
+    one and 0.52 in the other is the same), over both. 1.0 when neither has any."""
+    sa, sb = a[a.score >= score], b[b.score >= score]
+    if not len(sa) and not len(sb):
+        return 1.0
+
+    def found(x: Detections, y: Detections) -> int:
+        y = y[y.score >= slack]
+        if not len(x) or not len(y):
+            return 0
+        m = iou_matrix(x.xyxy, y.xyxy) * (x.class_id[:, None] == y.class_id[None, :])
+        return int((m >= iou).any(axis=1).sum())
+
+    return (found(sa, b) + found(sb, a)) / (len(sa) + len(sb))
+
+
 @dataclass
 class Entry:
     fp: Fingerprint
@@ -101,6 +123,8 @@ class Entry:
     """Where in its window that keyframe was (-1: the window's last frame)."""
     hits: int = 0
     meta: dict = field(default_factory=dict)
+    edge: dict[int, Detections] = field(default_factory=dict)
+    """The edge's detections at the fingerprint's places in the window, when stored."""
 
 
 @dataclass
@@ -115,9 +139,11 @@ class CacheStats:
 
 class EdgeCache:
     def __init__(self, max_entries: int = 512, ttl_s: float = 3600.0, hamming_radius: int = 6,
-                 block_threshold: float = 6.0, clock=time.monotonic) -> None:
+                 block_threshold: float = 6.0, edge_agreement: float = 1.0,
+                 clock=time.monotonic) -> None:
         self.max_entries, self.ttl_s = max_entries, ttl_s
         self.radius, self.block_threshold = hamming_radius, block_threshold
+        self.edge_agreement = edge_agreement
         self.clock = clock
         self.entries: OrderedDict[int, Entry] = OrderedDict()
         self._next = 0
@@ -146,7 +172,9 @@ class EdgeCache:
                     > self.block_threshold:
                 continue
             edge = edge_last(entry.last_offset) if callable(edge_last) else edge_last
-            if not agrees(edge, entry.cloud_last):
+            if not agrees(edge, entry.cloud_last) or (callable(edge_last) and any(
+                    agreement(edge_last(off), then) < self.edge_agreement
+                    for off, then in entry.edge.items())):
                 del self.entries[key]
                 self.stats.invalidated += 1
                 break
@@ -158,9 +186,12 @@ class EdgeCache:
         return None
 
     def put(self, fp: Fingerprint, answer: Any, cloud_last: Detections,
-            last_offset: int = -1, **meta: Any) -> None:
+            last_offset: int = -1, edge: dict[int, Detections] | None = None,
+            **meta: Any) -> None:
+        """`edge`: the edge's detections at the fingerprint's places in the window (offsets),
+        checked against the edge's at the same places on every lookup."""
         self.entries[self._next] = Entry(fp, answer, cloud_last, self.clock(), last_offset,
-                                         meta=dict(meta))
+                                         meta=dict(meta), edge=dict(edge or {}))
         self._next += 1
         while len(self.entries) > self.max_entries:
             self.entries.popitem(last=False)

@@ -32,6 +32,7 @@ from edge_agent.offload.protocol import (
     Keyframe,
     OffloadRequest,
     ProtocolError,
+    WireMatch,
     decode_response,
     encode,
     from_wire,
@@ -62,6 +63,9 @@ class Answer:
     worker: str = ""
     model: str = ""
     fingerprint: Fingerprint | None = None
+    matches: list[WireMatch] = field(default_factory=list)
+    """Text queries the cloud found true of a detection (frame index, box, score)."""
+    text_model: str = ""
 
 
 @dataclass
@@ -268,7 +272,8 @@ class OffloadClient:
         by_index = {f.index: from_wire(f.detections, self.class_names) for f in resp.frames}
         frames = [(i, by_index.get(i, Detections.empty(self.class_names))) for i in p.frames]
         self.on_answer(Answer(p.camera, p.window_id, resp.id, "cloud", frames, p.edge, rtt,
-                              p.window, resp.worker, resp.model, p.fingerprint))
+                              p.window, resp.worker, resp.model, p.fingerprint,
+                              list(resp.matches), resp.text_model))
 
     def snapshot(self) -> dict:
         with self.lock:

@@ -32,8 +32,8 @@ class OffloadManager:
         self.o = cfg.offload
         self.policy = OffloadPolicy(cfg.offload)
         c = cfg.cache
-        self.cache = EdgeCache(c.max_entries, c.ttl_s, c.hamming_radius, c.block_threshold) \
-            if c.enabled else None
+        self.cache = EdgeCache(c.max_entries, c.ttl_s, c.hamming_radius, c.block_threshold,
+                               c.edge_agreement) if c.enabled else None
         self.client = OffloadClient(cfg, agent.publisher, self.policy, agent.post_answer,
                                     agent.detector.class_names)
         self.queries = {c.name: list(c.text_queries) for c in cfg.cameras}
@@ -72,13 +72,16 @@ class OffloadManager:
                 self.client.count("cache_hit")
                 # The cached answer, frame for frame at the same places in this window.
                 used = [(off, dets) for off, dets in entry.answer if off < len(frames)]
+                matches = [m.model_copy(update={"index": frames[off].frame.index})
+                           for off, m in entry.meta.get("matches", []) if off < len(frames)]
                 self.agent.apply_answer(Answer(
                     summary.camera, summary.window_id, f"cache-{summary.window_id}", "cache",
                     [(frames[off].frame.index, dets) for off, dets in used],
                     [frames[off].detections for off, _ in used],
                     (time.monotonic() - started) * 1000,
                     [(f.frame.index, f.detections) for f in frames],
-                    model=entry.meta.get("model", "")))
+                    model=entry.meta.get("model", ""), matches=matches,
+                    text_model=entry.meta.get("text_model", "")))
                 return
         self.client.submit(summary, keyframes, self.queries.get(summary.camera, []), fp)
 
@@ -90,7 +93,12 @@ class OffloadManager:
             offsets = [idx - first for idx, _ in answer.frames]
             self.cache.put(answer.fingerprint, list(zip(offsets, [d for _, d in answer.frames],
                                                         strict=True)),
-                           answer.frames[-1][1], offsets[-1], model=answer.model)
+                           answer.frames[-1][1], offsets[-1],
+                           edge={off: answer.window[off][1]
+                                 for off in fingerprint_frames(list(range(len(answer.window))))},
+                           model=answer.model,
+                           matches=[(m.index - first, m) for m in answer.matches],
+                           text_model=answer.text_model)
 
     def snapshot(self) -> dict[str, Any]:
         snap = self.client.snapshot()

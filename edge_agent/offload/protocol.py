@@ -13,7 +13,8 @@ Response (worker -> `reply_to`, MQTT v5 ResponseTopic; `reply_to` and `corr` are
 envelope too so a 3.1.1 broker works):
     v, kind="response", id, device, camera, window, worker, status ("ok" | "error"), error,
     frames: [{index, detections: [detection]}], model, infer_ms, cache ("none" | "memory" |
-    "redis")
+    "redis"), matches: [{query, score, index, box, label, class_id}] (text queries that
+    describe a detection), text_model
 Detection: {class_id, label, score, box: [x1, y1, x2, y2] in the original frame's pixels,
     track_id (edge only, -1 for none)}
 """
@@ -106,6 +107,18 @@ class ResponseFrame(_Wire):
     detections: list[WireDetection]
 
 
+class WireMatch(_Wire):
+    """A detection that a text query describes, by the cloud's image-text model."""
+
+    query: Annotated[str, Field(max_length=256)]
+    score: float = Field(ge=0.0, le=1.0, description="probability that the query is true of "
+                                                     "the crop")
+    index: int = Field(ge=0, description="frame index of the keyframe")
+    box: Box
+    label: Annotated[str, Field(max_length=128)]
+    class_id: int = Field(ge=0, le=100_000)
+
+
 class OffloadResponse(_Envelope):
     v: Literal[1] = PROTOCOL_VERSION
     kind: Literal["response"] = "response"
@@ -116,6 +129,8 @@ class OffloadResponse(_Envelope):
     model: Annotated[str, Field(max_length=128)] = ""
     infer_ms: float = 0.0
     cache: Literal["none", "memory", "redis"] = "none"
+    matches: list[WireMatch] = []
+    text_model: Annotated[str, Field(max_length=128)] = ""
 
 
 def new_request_id() -> str:

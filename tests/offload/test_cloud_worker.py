@@ -162,6 +162,7 @@ def jpeg_claiming(width: int, height: int) -> bytes:
 def test_malformed_requests_leave_the_worker_answering(mosquitto, scene):
     w = worker(mosquitto.port, "w-robust", limits={"max_payload_bytes": 1 << 20})
     edge = Edge(mosquitto.port, "cw3")
+    victim = Edge(mosquitto.port, "victim")
     good = make_request(scene, "cw3")
     as_map = msgpack.unpackb(encode(good))
 
@@ -182,6 +183,9 @@ def test_malformed_requests_leave_the_worker_answering(mosquitto, scene):
                                          b"\x00\x10\x00\x10" + b"\x00" * 40}], edge=[[]]),
         "version": variant(v=2),
         "expired": variant(expires_at=time.time() - 5),
+        # Answers go to the sending device's own topic only, never where a request says.
+        "other device": variant(device="victim", reply_to="osprey/victim/offload/response"),
+        "other reply": variant(reply_to="osprey/victim/offload/response"),
     }
     try:
         for data in corpus.values():
@@ -192,6 +196,10 @@ def test_malformed_requests_leave_the_worker_answering(mosquitto, scene):
         answers = list(edge.answers)
     finally:
         edge.close()
+        victim.close()
+    assert victim.answers == []
+    assert sum("must come from the device of that topic" in (r.error or "")
+               for r, _ in answers) == 2
     assert w.health()[1]["serving"] and w.connected.is_set()
     ok = [r for r, _ in answers if r.id == good.id]
     assert len(ok) == 1 and ok[0].status == "ok" and ok[0].frames
@@ -202,7 +210,7 @@ def test_malformed_requests_leave_the_worker_answering(mosquitto, scene):
     assert any("does not decode" in (r.error or "") for r, _ in answers)
     assert any("frames" in (r.error or "") for r, _ in answers)
     assert errors
-    assert w.stats["malformed"] >= 7 and w.stats["expired"] == 1 and w.stats["ok"] == 1
+    assert w.stats["malformed"] >= 9 and w.stats["expired"] == 1 and w.stats["ok"] == 1
     w.stop()
 
 

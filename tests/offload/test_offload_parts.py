@@ -287,3 +287,22 @@ def test_a_different_scene_is_not_a_hit(street):
     other = SyntheticWorld(WorldOptions.from_preset("normal", seed=78))
     assert cache.lookup(fingerprint([other.render(i)[0].image for i in (10, 14)]),
                         dets([], [], [])) is None
+
+
+def test_edge_cache_checks_the_edge_signature_at_the_same_places(street):
+    cache = EdgeCache(hamming_radius=6)
+    frames = [street.render(i)[0].image for i in (100, 104, 108)]
+    car = dets([[100, 100, 180, 150]], [0.9], [1])
+    person = dets([[300, 120, 312, 160]], [0.55], [0])  # too unsure to check the cloud with
+    then = {0: car, 2: person}
+    cache.put(fingerprint(frames), ["answer"], car, 2, edge=then)
+    now = dict(then)
+    assert cache.lookup(fingerprint(frames), lambda off: now.get(off, car)) is not None
+    # The person walked on by 30 px at the same place in the window: the edge disagrees.
+    now[2] = dets([[330, 120, 342, 160]], [0.55], [0])
+    assert cache.lookup(fingerprint(frames), lambda off: now.get(off, car)) is None
+    assert cache.stats.invalidated == 1
+    # With the check off, the pixels and the cloud answer decide alone.
+    loose = EdgeCache(hamming_radius=6, edge_agreement=0.0)
+    loose.put(fingerprint(frames), ["answer"], car, 2, edge=then)
+    assert loose.lookup(fingerprint(frames), lambda off: now.get(off, car)) is not None

@@ -1,0 +1,164 @@
+"""The image-text model interface (cloud_fallback/textimage.py) without torch: the shipped
+model, a CLIP-style pair built here (BPE tokenizer with start/end tokens, 224x224 input, CLIP's
+normalisation, other tensor names), and the errors for broken folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from cloud_fallback.textimage import TextImageModel, letterbox_crop
+from edge_agent.bundled import bundled_text_model
+from edge_agent.errors import ModelError
+from edge_agent.sim import SyntheticWorld, WorldOptions
+
+pytest.importorskip("tokenizers", reason="the image-text model needs `tokenizers` "
+                    "(pip install '.[cloud]')")
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _normalised(bgr) -> np.ndarray:
+    rgb = np.asarray(bgr[::-1], np.float32) / 255
+    return (rgb - CLIP_MEAN) / CLIP_STD
+
+
+def clip_style_folder(tmp_path):
+    """Image encoder: mean colour (normalised RGB) of a 224x224 input. Text encoder: sum of
+    a per-token table (colour words point at their colour's normalised RGB). Tokenizer: a BPE
+    trained here, with <|startoftext|> and <|endoftext|> around every text, as CLIP's."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<|unk|>", end_of_word_suffix="</w>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    trainer = trainers.BpeTrainer(vocab_size=300, end_of_word_suffix="</w>", special_tokens=[
+        "<|endoftext|>", "<|startoftext|>", "<|unk|>"])
+    tok.train_from_iterator(["a red box", "a blue box", "a photo of a red car",
+                             "a blue car", "the red one", "the blue one"] * 20, trainer)
+    bos, eos = tok.token_to_id("<|startoftext|>"), tok.token_to_id("<|endoftext|>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|startoftext|> $A <|endoftext|>",
+        special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)])
+    tok.save(str(tmp_path / "tokenizer.json"))
+    table = np.zeros((tok.get_vocab_size(), 3), np.float32)
+    for word, bgr in (("red", (0, 0, 255)), ("blue", (255, 0, 0))):
+        ids = tok.encode(word, add_special_tokens=False).ids
+        assert len(ids) == 1, f"{word} must be one token"
+        table[ids[0]] = _normalised(bgr)
+
+    img = helper.make_graph(
+        [helper.make_node("ReduceMean", ["pixel_values"], ["image_embeds"], axes=[2, 3],
+                          keepdims=0)],
+        "image", [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
+                                                ["batch", 3, 224, 224])],
+        [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["batch", 3])])
+    txt = helper.make_graph(
+        [helper.make_node("Gather", ["table", "input_ids"], ["g"]),
+         helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
+         helper.make_node("Unsqueeze", ["m", "axis"], ["m3"]),
+         helper.make_node("Mul", ["g", "m3"], ["gm"]),
+         helper.make_node("ReduceSum", ["gm", "one"], ["text_embeds"], keepdims=0)],
+        "text", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", 77]),
+                 helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", 77])],
+        [helper.make_tensor_value_info("text_embeds", TensorProto.FLOAT, ["b", 3])],
+        [numpy_helper.from_array(table, "table"),
+         numpy_helper.from_array(np.array([-1], np.int64), "axis"),
+         numpy_helper.from_array(np.array([1], np.int64), "one")])
+    for name, graph in (("visual.onnx", img), ("textual.onnx", txt)):
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, str(tmp_path / name))
+    (tmp_path / "textimage.json").write_text(json.dumps({
+        "image_encoder": "visual.onnx", "text_encoder": "textual.onnx", "image_size": 224,
+        "mean": CLIP_MEAN, "std": CLIP_STD, "max_length": 77, "pad_id": eos,
+        "scale": 100.0, "bias": -90.0, "prompt": "a photo of a {label}", "name": "tiny-clip"}))
+    return tmp_path
+
+
+def test_a_clip_style_pair_loads_and_reads_colours(tmp_path):
+    model = TextImageModel.load(clip_style_folder(tmp_path))
+    assert model.name == "tiny-clip"
+    frame = np.full((120, 200, 3), 90, np.uint8)
+    frame[20:60, 20:80] = (0, 0, 255)  # a red box, BGR
+    frame[70:110, 120:180] = (255, 0, 0)  # a blue box
+    crops = model.crops(frame, np.array([[20, 20, 80, 60], [120, 70, 180, 110]], np.float32))
+    assert crops.shape == (2, 224, 224, 3)
+    emb = model.encode_crops(crops)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    texts = model.encode_texts(["a red box", "a blue box"])
+    sim = emb @ texts.T
+    assert sim[0, 0] > sim[0, 1] and sim[1, 1] > sim[1, 0]
+    p = model.match_probability(emb, texts)
+    assert p[0, 0] > 0.5 > p[0, 1] and p[1, 1] > 0.5 > p[1, 0]
+    # The tokenizer pads to the model's length with its own ids; embeddings are cached.
+    enc = model.tokenizer.encode("a red box")
+    assert len(enc.ids) == 77 and enc.tokens[0] == "<|startoftext|>"
+    assert "a red box" in model._text_cache
+
+
+def test_the_shipped_model_tells_a_red_car_from_a_yellow_dog():
+    model = TextImageModel.load(bundled_text_model())
+    world = SyntheticWorld(WorldOptions.from_preset("easy", seed=1003))
+    found = {}
+    for index in range(0, 30 * 120, 30):
+        rendered, truth = world.render(index)
+        for o in truth.visible():
+            if o.visible_px > 400 and o.occlusion < 0.1 and o.truncation == 0:
+                found.setdefault((o.colour, o.cls), (rendered.image, o.box))
+    assert len(found) >= 6, "the world shows too few distinct objects for this check"
+    keys = sorted(found)
+    emb = model.encode_crops(np.stack([model.crops(img, np.array([box], np.float32))[0]
+                                       for img, box in (found[k] for k in keys)]))
+    texts = [f"a {colour} {cls}" for colour, cls in keys]
+    best = (emb @ model.encode_texts(texts).T).argmax(axis=1)
+    assert (best == np.arange(len(keys))).mean() >= 0.8
+    probs = model.match_probability(emb, model.encode_texts(texts))
+    assert (np.diag(probs) > 0.5).mean() >= 0.8
+    off_diagonal = probs[~np.eye(len(keys), dtype=bool)]
+    assert (off_diagonal < 0.5).mean() >= 0.95
+    dist = model.class_distribution(emb, ("person", "car", "truck", "cyclist", "dog"))
+    assert np.allclose(dist.sum(axis=1), 1, atol=1e-5)
+
+
+def test_letterbox_keeps_the_shape_and_pads_outside_the_frame():
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[40:60, 10:90] = 255  # a wide white bar
+    crop = letterbox_crop(frame, (10, 40, 90, 60), 48, context=0.0)
+    rows = np.flatnonzero(crop[:, 24, 0] > 128)
+    assert 10 <= len(rows) <= 14, "a 4:1 box fills a quarter of the square's height"
+    corner = letterbox_crop(frame, (-20, -20, 10, 10), 32, context=0.0, fill=114)
+    assert (corner[:10, :10] == 114).all()
+
+
+@pytest.mark.parametrize("broken,message", [
+    ("no_config", "textimage.json"),
+    ("no_tokenizer", "tokenizer"),
+    ("bad_key", "unknown keys"),
+    ("wrong_inputs", "input_ids"),
+])
+def test_broken_model_folders_say_what_is_wrong(tmp_path, broken, message):
+    folder = clip_style_folder(tmp_path)
+    if broken == "no_config":
+        (folder / "textimage.json").unlink()
+    elif broken == "no_tokenizer":
+        (folder / "tokenizer.json").unlink()
+    elif broken == "bad_key":
+        spec = json.loads((folder / "textimage.json").read_text())
+        (folder / "textimage.json").write_text(json.dumps({**spec, "image_sise": 3}))
+    else:
+        spec = json.loads((folder / "textimage.json").read_text())
+        (folder / "textimage.json").write_text(json.dumps({**spec,
+                                                           "text_encoder": "visual.onnx"}))
+    with pytest.raises(ModelError, match=message):
+        TextImageModel.load(folder)
+
+
+def test_a_missing_folder_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        TextImageModel.load(tmp_path / "nope")
