@@ -12,7 +12,7 @@ from edge_agent.cli.doctor import add_report_options, config_check, report
 from edge_agent.doctor import Check
 from edge_agent.doctor.edge import engine_check, machine_checks, resolve_model
 from edge_agent.doctor.model import check_model
-from edge_agent.doctor.report import skip
+from edge_agent.doctor.report import fail, ok, skip
 from edge_agent.doctor.services import check_broker, check_redis
 
 
@@ -33,6 +33,7 @@ def cloud_checks(config: CloudConfig, timeout: float = 10.0) -> list[Check]:
     else:
         checks.append(engine_check(runtime, path, trt, cuda))
         checks.append(check_model(config.model.detector, runtime, path, None, ""))
+    checks.append(check_text_model(config))
     checks.append(check_broker(config.mqtt, timeout=min(timeout, 5.0),
                                env_prefix=CLOUD_ENV_PREFIX))
     if config.cache.redis_url:
@@ -41,6 +42,30 @@ def cloud_checks(config: CloudConfig, timeout: float = 10.0) -> list[Check]:
         checks.append(skip("redis", "cache.redis_url not set: each worker caches in memory "
                                     "only"))
     return checks
+
+
+def check_text_model(config: CloudConfig) -> Check:
+    """The image-text model loads and reads one crop and one text."""
+    t = config.model.text
+    if not t.enabled:
+        return skip("text model", "model.text.enabled is false: no matches, no second opinion")
+    try:
+        import numpy as np
+
+        from cloud_fallback.textimage import TextImageModel
+        from edge_agent.bundled import bundled_text_model
+
+        model = TextImageModel.load(t.path or bundled_text_model())
+        crop = model.crops(np.full((64, 64, 3), 128, np.uint8),
+                           np.array([[16, 16, 48, 48]], np.float32))
+        dim = model.encode_crops(crop).shape[1]
+        if model.encode_texts(["a red car"]).shape[1] != dim:
+            return fail("text model", f"{model.folder}: the image and text embeddings differ "
+                                      "in size", "export both encoders of the same model")
+    except Exception as exc:  # ModelError, ImportError, onnxruntime errors: all say why
+        return fail("text model", str(exc), "set model.text.path to a folder as in "
+                                            "docs/models.md, or model.text.enabled: false")
+    return ok("text model", f"{model.name} ({model.folder}): {dim}-d embeddings")
 
 
 def doctor_cmd(args: argparse.Namespace) -> int:

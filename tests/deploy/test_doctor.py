@@ -241,11 +241,11 @@ def test_jetson_release_file(tmp_path):
 
 @pytest.fixture
 def cloud_config(tmp_path, mosquitto):
-    def make(redis_url: str | None) -> Path:
+    def make(redis_url: str | None, text: str = "") -> Path:
         path = tmp_path / "cloud.yaml"
         redis = f"cache:\n  redis_url: {redis_url}\n" if redis_url else ""
         path.write_text(f"mqtt:\n  host: localhost\n  port: {mosquitto.port}\n{redis}"
-                        "model:\n  tiles: null\n")
+                        f"model:\n  tiles: null\n{text}")
         return path
     return make
 
@@ -253,8 +253,17 @@ def cloud_config(tmp_path, mosquitto):
 def test_cloud_doctor_with_redis(cloud_config, redis):
     code, checks = _cloud(cloud_config(f"redis://127.0.0.1:{redis.port}/0"))
     assert code == EXIT_HEALTHY, checks
-    assert [checks[n]["verdict"] for n in ("config", "model", "broker", "redis")] == ["ok"] * 4
+    assert [checks[n]["verdict"] for n in ("config", "model", "text model", "broker",
+                                           "redis")] == ["ok"] * 5
     assert "osprey_cloud_ssdlite" in checks["model"]["detail"]
+    assert "osprey-textimage" in checks["text model"]["detail"]
+
+
+def test_cloud_doctor_text_model_missing(cloud_config, tmp_path):
+    code, checks = _cloud(cloud_config(None, f"  text:\n    path: {tmp_path / 'nope'}\n"))
+    assert code == EXIT_FAILED
+    assert checks["text model"]["verdict"] == "FAIL"
+    assert "does not exist" in checks["text model"]["detail"]
 
 
 def test_cloud_doctor_redis_down(cloud_config):
