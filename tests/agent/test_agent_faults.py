@@ -50,7 +50,7 @@ def test_broker_restart_mid_stream_loses_nothing_within_the_bound(tmp_path):
         assert decoded(retained, f"{base}/cam/status", "camera_status")[-1]["state"] \
             == "streaming"
         last = agent.pipelines[0].seq
-        after.wait(lambda ms: max(seqs(ms, f"{base}/cam/detections"), default=0) >= last, 15)
+        after.wait(lambda ms: max(seqs(ms, f"{base}/cam/detections"), default=0) >= last, 40)
         agent.stop()
         publisher.stop()
         msgs_after = after.wait(lambda ms: any(m.topic == f"{base}/status" and
@@ -70,11 +70,15 @@ def test_broker_restart_mid_stream_loses_nothing_within_the_bound(tmp_path):
     assert len(got & set(range(1, outage_start + 1))) >= outage_start - 20
     assert publisher.stats.dropped == 0
     # Every event arrived too, those of the outage included (QoS 1, no expiry); a message in
-    # flight when the broker died may come twice, so compare distinct ones.
-    received = {(e["event_id"], e["type"], e["frame"])
-                for e in decoded(before.messages + msgs_after, f"{base}/cam/events", "events")}
+    # flight when the broker died may come twice, so compare distinct ones. As with
+    # detections, one the broker had acknowledged when it was killed is the broker's to lose;
+    # the events of the outage and after it all come (they were held by the agent).
+    events = decoded(before.messages + msgs_after, f"{base}/cam/events", "events")
+    received = {(e["event_id"], e["type"], e["frame"]) for e in events}
     counts = agent.pipelines[0].events.counts
-    assert len(received) == counts.new + counts.update + counts.end
+    total = counts.new + counts.update + counts.end
+    assert total - 2 <= len(received) <= total
+    assert sum(e["type"] == "end" for e in events) >= counts.end - 2
 
 
 def test_a_small_queue_bound_drops_and_counts_the_overflow(tmp_path):
