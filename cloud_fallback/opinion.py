@@ -73,8 +73,7 @@ class TextOpinion:
             class_id = dets.class_id.copy()
             if self.class_names:
                 p_text = self.model.class_distribution(emb, self.class_names)
-                sub = Detections(dets.xyxy[pick], dets.score[pick], dets.class_id[pick])
-                class_id[pick] = self.combine(sub, p_text)
+                class_id[pick] = self.combine(dets[pick], p_text)
                 self.stats.relabelled += int((class_id != dets.class_id).sum())
             relabelled = Detections(dets.xyxy, dets.score, class_id, dets.class_names,
                                     dets.track_id)

@@ -367,10 +367,11 @@ class Agent:
             out = p.events.verify(tid, cls)
             if out is not None:
                 self._publish_event(p, out)
+        head = {"v": SCHEMA_VERSION, "device": self.config.device_id, "camera": p.name,
+                "window_id": answer.window_id, "request_id": answer.request_id,
+                "source": answer.source}
         payload = {
-            "v": SCHEMA_VERSION, "device": self.config.device_id, "camera": p.name,
-            "window_id": answer.window_id, "request_id": answer.request_id,
-            "source": answer.source, "rtt_ms": round(answer.rtt_ms, 2),
+            **head, "rtt_ms": round(answer.rtt_ms, 2),
             "model": answer.model, "worker": answer.worker,
             "frames": [{"frame": idx, "keyframe": idx in keys, "detections": dets.to_json()}
                        for idx, dets in merge_window(answer.window, answer.frames)],
@@ -379,9 +380,7 @@ class Agent:
         self.metrics.refined.labels(p.name, answer.source).inc()
         if answer.matches:
             self.publisher.publish_json(self.topics.camera(p.name, "matches"), {
-                "v": SCHEMA_VERSION, "device": self.config.device_id, "camera": p.name,
-                "window_id": answer.window_id, "request_id": answer.request_id,
-                "source": answer.source, "text_model": answer.text_model,
+                **head, "text_model": answer.text_model,
                 "matches": [{"query": m.query, "score": m.score, "frame": m.index,
                              "box": m.box, "label": m.label, "class_id": m.class_id}
                             for m in answer.matches]})

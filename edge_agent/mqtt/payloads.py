@@ -23,6 +23,16 @@ _DETECTION = {
     "additionalProperties": False,
 }
 
+_ANSWER_FIELDS: dict[str, Any] = {
+    "v": {"const": SCHEMA_VERSION},
+    "device": {"type": "string"},
+    "camera": {"type": "string"},
+    "window_id": {"type": "string"},
+    "request_id": {"type": "string"},
+    "source": {"enum": ["cloud", "cache"]},
+}
+"""What `refined` and `matches` both say about the window and the answer they come from."""
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "detections": {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -183,12 +193,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["v", "device", "camera", "window_id", "request_id", "source", "rtt_ms",
                      "model", "worker", "frames", "verified_tracks"],
         "properties": {
-            "v": {"const": SCHEMA_VERSION},
-            "device": {"type": "string"},
-            "camera": {"type": "string"},
-            "window_id": {"type": "string"},
-            "request_id": {"type": "string"},
-            "source": {"enum": ["cloud", "cache"]},
+            **_ANSWER_FIELDS,
             "rtt_ms": {"type": "number", "minimum": 0},
             "model": {"type": "string"},
             "worker": {"type": "string"},
@@ -220,12 +225,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["v", "device", "camera", "window_id", "request_id", "source",
                      "text_model", "matches"],
         "properties": {
-            "v": {"const": SCHEMA_VERSION},
-            "device": {"type": "string"},
-            "camera": {"type": "string"},
-            "window_id": {"type": "string"},
-            "request_id": {"type": "string"},
-            "source": {"enum": ["cloud", "cache"]},
+            **_ANSWER_FIELDS,
             "text_model": {"type": "string"},
             "matches": {"type": "array", "minItems": 1, "items": {
                 "type": "object",
