@@ -146,4 +146,8 @@ def test_a_recurring_scene_comes_from_the_edge_cache(mosquitto, still_scene):
     assert counts["sent"] > sent_before
     assert off.client.snapshot()["bytes_up"] > bytes_before
     assert off.cache.stats.hits >= 3 and off.cache.stats.misses >= 2
-    assert counts["answered"] >= 2 and worker.stats["ok"] >= counts["answered"]
+    # Every answer came from this worker: inferred, or from its own result cache when the
+    # edge sent a window the worker had already seen.
+    assert counts["answered"] >= 2
+    assert worker.stats["ok"] + worker.stats["cached"] >= counts["answered"]
+    assert worker.stats["ok"] >= 2
