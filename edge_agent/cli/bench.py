@@ -36,6 +36,8 @@ def add_bench(sub) -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="per measurement (default 20)")
     p.add_argument("--memory-minutes", type=float, default=0.0,
                    help="also run this long at 30 fps and report resident memory (e.g. 10)")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="pipeline: pure/saturated pairs the --seconds are split into (default 4)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=run_bench)
@@ -50,7 +52,8 @@ def run_bench(args: argparse.Namespace) -> int:
     detector = Detector.from_config(DetectorModelConfig(path=model),
                                     RuntimeConfig(intra_op_threads=args.threads))
     result = bench_pipeline(detector, args.seconds, args.memory_minutes,
-                            progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
+                            progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True),
+                            rounds=args.rounds)
     result["model"] = Path(model).name
     result["date"] = date.today().isoformat()
     result["machine"] = f"{platform.node()} {platform.machine()}"

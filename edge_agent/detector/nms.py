@@ -30,18 +30,14 @@ def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou: float,
         max_keep: int) -> np.ndarray:
     """Indices kept by greedy class-wise NMS, best score first, at most `max_keep`.
 
-    Each class goes through OpenCV's NMSBoxes (C++; about 30 times faster here than a numpy
-    loop, with the same result: a box is dropped when its IoU with a kept, higher-scoring box
-    of its class is above `iou`)."""
+    OpenCV's NMSBoxesBatched (C++, every class in one call; about 30 times faster here than a
+    numpy loop, with the same result: a box is dropped when its IoU with a kept,
+    higher-scoring box of its class is above `iou`)."""
     if len(score) == 0:
         return np.zeros(0, np.int64)
     xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1).astype(np.float64)
-    keep = []
-    for c in np.unique(class_id):
-        sel = np.nonzero(class_id == c)[0]
-        idx = cv2.dnn.NMSBoxes(xywh[sel].tolist(), score[sel].astype(np.float64).tolist(),
-                               0.0, float(iou))
-        keep.append(sel[np.asarray(idx, np.int64).reshape(-1)])
-    kept = np.concatenate(keep)
+    idx = cv2.dnn.NMSBoxesBatched(xywh, score.astype(np.float64), class_id.astype(np.int32),
+                                  0.0, float(iou))
+    kept = np.asarray(idx, np.int64).reshape(-1)
     kept = kept[np.argsort(-score[kept], kind="stable")]
     return kept[:max_keep]

@@ -83,3 +83,31 @@ def test_detections_validated_once():
     top = d[d.score > 0.6]
     assert len(top) == 1 and top.label(0) == "b"
     assert top.to_json() == [{"label": "b", "class_id": 1, "score": 0.9, "box": [2, 2, 3, 3]}]
+
+
+def _greedy_nms(xyxy, score, cls, iou):
+    """The textbook definition, one class at a time: what the fast version must equal."""
+    keep = []
+    for c in np.unique(cls):
+        idx = [int(i) for i in np.nonzero(cls == c)[0]]
+        idx.sort(key=lambda i: -score[i])
+        while idx:
+            best, idx = idx[0], idx[1:]
+            keep.append(best)
+            ious = iou_matrix(xyxy[[best]], xyxy[idx])[0] if idx else []
+            idx = [i for i, v in zip(idx, ious, strict=True) if v <= iou]
+    return sorted(keep, key=lambda i: -score[i])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_nms_equals_greedy_classwise_nms_on_random_boxes(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 120))
+    xy = rng.uniform(0, 300, (n, 2))
+    wh = rng.uniform(2, 80, (n, 2))
+    xyxy = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+    score = rng.permutation(np.linspace(0.05, 0.99, n)).astype(np.float32)  # no ties
+    cls = rng.integers(0, 4, n)
+    iou = float(rng.choice([0.3, 0.45, 0.6]))
+    assert nms(xyxy, score, cls, iou, max_keep=1000).tolist() == _greedy_nms(xyxy, score, cls,
+                                                                            iou)
