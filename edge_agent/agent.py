@@ -357,7 +357,8 @@ class Agent:
         names = self.detector.class_names
         keys = {idx for idx, _ in answer.frames}
         verified = []
-        for tid, cls, score in verified_tracks(answer.edge[-1], answer.frames[-1][1]):
+        for tid, cls, score in verified_tracks(answer.edge[-1], answer.frames[-1][1],
+                                               self.config.offload.verify_min_score):
             if not any(t.track_id == tid for t in p.tracker.tracks):
                 continue  # the track ended meanwhile
             p.overrides[tid] = cls

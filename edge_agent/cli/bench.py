@@ -22,7 +22,8 @@ def add_bench(sub) -> None:
     p.add_argument("--model", type=Path, default=None, help="default: the bundled edge model")
     p.add_argument("--cloud-model", type=Path, default=None,
                    help="offload: default the bundled cloud model")
-    p.add_argument("--seeds", default="1000,1001", help="offload: held-out world seeds")
+    p.add_argument("--seeds", default="1000,1001,1002,1003",
+                   help="offload: held-out world seeds")
     p.add_argument("--presets", default="normal,hard", help="offload: world presets")
     p.add_argument("--clip-seconds", type=float, default=30.0,
                    help="offload: seconds of each clip (default 30)")
@@ -106,8 +107,13 @@ def run_bench_offload(args: argparse.Namespace) -> int:
                         if isinstance(v, dict)))
     if "cache" in result:
         c = result["cache"]
+        t = c["truth"]
         print(f"cache ({c['seconds']:g} s, recurring scenes): hit rate {c['cache_hit_rate']:.2f}"
-              f", reuse captured {c['reuse_captured']}, false hits {c['false_hit_rate']:.3f}")
+              f", reuse captured {c['reuse_captured']}, false hits {c['false_hit_rate']:.3f} "
+              f"(against a fresh cloud answer); by the ground truth: reuse captured "
+              f"{t['reuse_captured']}, false hits {t['false_hit_rate']:.3f}; near-duplicate "
+              f"windows served from cache {c['near_duplicate_hits']} of "
+              f"{c['near_duplicate_windows']}")
     if "refined_latency" in result:
         lat = result["refined_latency"]
         print(f"refined latency: p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms "

@@ -107,6 +107,10 @@ class OffloadConfig(Strict):
         262_144, ge=1024, le=268_435_455, description="Cap on one request (MQTT max 256 MiB)."
     )
     timeout_s: float = Field(10.0, gt=0, le=600, description="Wait for an answer this long.")
+    verify_min_score: float = Field(
+        0.8, ge=0, le=1, description="A track takes the cloud's class for the rest of its life "
+        "(and its event is marked verified) only when the cloud's box over it scores at least "
+        "this: a weak cloud box relabels good tracks wrongly more often than it fixes bad ones.")
     breaker_failures: int = Field(3, ge=1, description="Failures in a row that open the breaker.")
     breaker_cooldown_s: float = Field(30.0, gt=0, description="Breaker stays open this long.")
 

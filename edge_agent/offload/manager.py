@@ -111,10 +111,14 @@ class OffloadManager:
         return snap
 
 
-def verified_tracks(edge: Detections, cloud: Detections) -> list[tuple[int, int, float]]:
+def verified_tracks(edge: Detections, cloud: Detections, min_score: float = 0.0
+                    ) -> list[tuple[int, int, float]]:
     """(track id, cloud class id, cloud score) for each tracked edge detection a cloud box
-    overlaps (IoU >= 0.5, best match first)."""
+    of at least `min_score` overlaps (IoU >= 0.5, best match first)."""
     if edge.track_id is None or not len(edge) or not len(cloud):
+        return []
+    cloud = cloud[cloud.score >= min_score]
+    if not len(cloud):
         return []
     iou = iou_matrix(edge.xyxy, cloud.xyxy)
     out, used = [], set()

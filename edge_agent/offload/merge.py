@@ -6,8 +6,11 @@ class, near enough for the time between them) and their boxes interpolated; an o
 one keyframe only is carried up to `carry` frames from it. That gives the cloud's estimate for
 every frame. Then, per frame:
 
-- an edge detection that overlaps an estimate (IoU >= 0.3) keeps its own box (exact for this
-  frame) and takes the cloud's class and at least the cloud's score;
+- an edge detection that overlaps an estimate (IoU >= 0.3) takes the cloud's class and at
+  least the cloud's score; its box becomes the cloud's interpolated box where the object is
+  linked between two keyframes (the cloud model localises better than the edge model, and
+  over a few frames motion is close to linear), and stays its own where the estimate is only
+  carried from one keyframe (then the edge's box, of this very frame, is the better one);
 - an estimate no edge detection overlaps (an object the edge missed) is added with its
   interpolated box at `carry_score` times its score;
 - an edge detection the cloud does not back keeps `unsure` times its score, or `reject` times
@@ -86,7 +89,7 @@ def merge_window(edge_frames: list[tuple[int, Detections]],
             out.append((f, keys[f]))
             continue
         est = [(box, o) for o in objects if (box := o.at(f, carry)) is not None]
-        cls, score = edge.class_id.copy(), edge.score.copy()
+        cls, score, xyxy = edge.class_id.copy(), edge.score.copy(), edge.xyxy.copy()
         used = np.zeros(len(est), bool)
         backed = np.zeros(len(edge), bool)
         if len(edge) and est:
@@ -99,12 +102,14 @@ def merge_window(edge_frames: list[tuple[int, Detections]],
                 used[j], backed[i] = True, True
                 cls[i] = est[j][1].cls
                 score[i] = max(score[i], est[j][1].score)
+                if est[j][1].k1 is not None:  # linked: an interpolated cloud box
+                    xyxy[i] = est[j][0]
         nearest = int(key_index[np.argmin(np.abs(key_index - f))])
         rejected = seen_at_key[nearest][1]
         ids = edge.track_id if edge.track_id is not None else np.full(len(edge), -1)
         for i in np.nonzero(~backed)[0]:
             score[i] *= reject if int(ids[i]) in rejected else unsure
-        merged = Detections(edge.xyxy, score, cls, edge.class_names or names, edge.track_id)
+        merged = Detections(xyxy, score, cls, edge.class_names or names, edge.track_id)
         extra = [est[j] for j in np.nonzero(~used)[0]]
         if extra:
             merged = concat(merged, Detections(

@@ -30,6 +30,9 @@ def test_bench_offload_json(mosquitto, tmp_path):  # the fixture makes sure Mosq
     assert r["edge_only"]["gap_recovery"] == 0 and r["cloud_only"]["gap_recovery"] == 1
     ratios = [r["policy"][k]["uplink_bytes"] for k in ("0.05", "0.10", "0.20", "0.40")]
     assert ratios == sorted(ratios)
-    assert {"cache_hit_rate", "reuse_captured", "false_hit_rate"} <= set(r["cache"])
+    assert {"cache_hit_rate", "reuse_captured", "false_hit_rate", "near_duplicate_hits",
+            "near_duplicate_windows"} <= set(r["cache"])
+    assert {"reuse_captured", "false_hit_rate", "cloud_differs_on_same_scene"} \
+        <= set(r["cache"]["truth"])
     assert {"p50_ms", "p95_ms"} <= set(r["refined_latency"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -209,7 +209,7 @@ def test_merge_confirms_relabels_rejects_and_carries():
     m1 = merged[1]                                              # 1 frame away: carried
     assert m1.class_id.tolist() == [2, 4, 2]
     assert m1.score.tolist() == pytest.approx([0.9, 0.5 * 0.3, 0.8 * 0.9])
-    assert m1.xyxy[0].tolist() == car                           # the edge's own box
+    assert m1.xyxy[0].tolist() == car    # carried from one keyframe only: the edge's own box
     m0 = merged[0]                                              # 2 frames away: no estimate
     assert len(m0) == 2 and m0.score.tolist() == pytest.approx([0.45 * 0.6, 0.5 * 0.3])
     assert merged[4].score[2] == pytest.approx(0.4 * 0.6)       # untracked: unsure
@@ -224,6 +224,29 @@ def test_merge_interpolates_an_object_only_the_cloud_saw():
         assert merged[f].xyxy.tolist() == [[100 + 10 * f, 100, 120 + 10 * f, 160]]
         assert merged[f].score[0] == pytest.approx(0.7 * 0.9)
         assert merged[f].label(0) == "person"
+
+
+def test_a_confirmed_edge_box_takes_the_interpolated_cloud_box_between_keyframes():
+    # The edge sees the car a little off (its box lags and is too wide); the cloud's boxes on
+    # keyframes 0 and 4 are tight. Between them the car is where the cloud's boxes say.
+    edge = {f: dets([[98 + 10 * f, 100, 128 + 10 * f, 130]], [0.55], [1], [7]) for f in range(5)}
+    keys = [(0, dets([[100, 100, 120, 130]], [0.9], [1])),
+            (4, dets([[140, 100, 160, 130]], [0.95], [1]))]
+    merged = dict(merge_window([(f, edge[f]) for f in range(5)], keys))
+    for f in (1, 2, 3):
+        assert merged[f].xyxy.tolist() == [[100 + 10 * f, 100, 120 + 10 * f, 130]]
+        assert merged[f].track_id.tolist() == [7] and merged[f].score[0] == pytest.approx(0.9)
+
+
+def test_only_a_confident_cloud_box_verifies_a_track():
+    from edge_agent.offload.manager import verified_tracks
+
+    edge = dets([[0, 0, 40, 30], [100, 50, 180, 110]], [0.5, 0.6], [1, 1], [3, 4])
+    cloud = dets([[0, 0, 40, 30], [100, 50, 180, 110]], [0.95, 0.6], [2, 2])
+    assert verified_tracks(edge, cloud) == [(3, 2, pytest.approx(0.95)),
+                                            (4, 2, pytest.approx(0.6))]
+    assert verified_tracks(edge, cloud, min_score=0.8) == [(3, 2, pytest.approx(0.95))]
+    assert verified_tracks(edge, cloud, min_score=0.99) == []
 
 
 # keyframes and the edge cache on real synthetic frames -------------------------------------
