@@ -242,9 +242,17 @@ def _system_map(clips: list[Clip], windows: list[Window], chosen: list[int],
                 min_score: float, verify_min_score: float | None = None
                 ) -> tuple[float, int]:
     """mAP@0.5 of what the agent would publish when `chosen` windows are offloaded, and the
-    uplink bytes: `refined` (the merge) on the offloaded windows' frames; elsewhere the edge's
-    detections, with the class the cloud verified for a track from the moment its answer
-    arrives (`ANSWER_DELAY_S` after the window), as on the agent's `detections`."""
+    uplink bytes."""
+    out, uplink = published(clips, windows, chosen, min_score, verify_min_score)
+    return _map(clips, out), uplink
+
+
+def published(clips: list[Clip], windows: list[Window], chosen: list[int], min_score: float,
+              verify_min_score: float | None = None) -> tuple[list[list[Detections]], int]:
+    """Per clip and frame, what the agent publishes when `chosen` windows are offloaded, and
+    the uplink bytes: `refined` (the merge) on the offloaded windows' frames; elsewhere the
+    edge's detections, with the class the cloud verified for a track from the moment its
+    answer arrives (`ANSWER_DELAY_S` after the window), as on the agent's `detections`."""
     from edge_agent.offload.manager import verified_tracks
 
     if verify_min_score is None:
@@ -274,7 +282,7 @@ def _system_map(clips: list[Clip], windows: list[Window], chosen: list[int],
         for f, dets in merge_window([(f, out[w.clip][f]) for f in w.frames], answer):
             out[w.clip][f] = dets
         uplink += _request_bytes(clip, w.keys)
-    return _map(clips, out), uplink
+    return out, uplink
 
 
 def _relabelled(d: Detections, overrides: dict[int, int]) -> Detections:

@@ -329,3 +329,33 @@ def test_edge_cache_checks_the_edge_signature_at_the_same_places(street):
     loose = EdgeCache(hamming_radius=6, edge_agreement=0.0)
     loose.put(fingerprint(frames), ["answer"], car, 2, edge=then)
     assert loose.lookup(fingerprint(frames), lambda off: now.get(off, car)) is not None
+
+
+# what bench offload scores: what the agent publishes ---------------------------------------
+
+
+def _clip(n: int, edge: list, cloud: list):
+    from edge_agent.bench_offload import Clip
+    from edge_agent.sim.truth import FrameTruth, SceneInfo
+
+    truths = [FrameTruth(i, i / 30, SceneInfo(0, "s0", "fresh"), 1.0, ()) for i in range(n)]
+    return Clip("c", truths, edge, cloud, np.full(n, 20_000), np.ones(n), 0)
+
+
+@pytest.mark.parametrize("cloud_score,relabelled", [(0.95, True), (0.5, False)])
+def test_bench_scores_track_labels_from_when_the_answer_arrives(cloud_score, relabelled):
+    from edge_agent.bench_offload import ANSWER_DELAY_S, Window, published
+
+    n, car = 120, [10, 10, 60, 40]
+    edge = [dets([car], [0.7], [1], [5]) for _ in range(n)]                 # track 5: a car
+    cloud = [dets([car], [cloud_score], [2]) for _ in range(n)]            # the cloud: a truck
+    clip = _clip(n, edge, cloud)
+    w = Window(0, 0, list(range(16)), {}, [0, 4, 8, 12, 15])
+    out, uplink = published([clip], [w], [0], 0.2)
+    assert uplink > 5 * 20_000
+    assert all(out[0][f].label(0) == "truck" for f in range(16))          # refined: the merge
+    arrives = 15 + round(ANSWER_DELAY_S * 30)
+    assert all(out[0][f].label(0) == "car" for f in range(16, arrives))   # not yet answered
+    after = {out[0][f].label(0) for f in range(arrives, n)}
+    assert after == ({"truck"} if relabelled else {"car"})
+    assert edge[100].label(0) == "car"                                    # inputs untouched
