@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from cloud_fallback.fusion import FUSION_WEIGHT
 from edge_agent.config.common import (
     DetectorModelConfig,
     LoggingConfig,
@@ -76,6 +77,9 @@ class CloudModelConfig(Strict):
                     "lets fusion across keyframes rescue weak but consistent detections.")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     fuse_keyframes: bool = Field(True, description="Fuse detections across a window's frames.")
+    fusion_weight: float = Field(
+        FUSION_WEIGHT, gt=0, le=1, description="Share of a fused score that comes from the "
+        "other keyframes' support (the rest is the detection's own score).")
     tiles: str | None = Field(
         "2x2", description="Also run on COLSxROWS overlapping tiles of each keyframe (small "
                            "objects at twice the scale; 5 calls per keyframe at 2x2); null: "

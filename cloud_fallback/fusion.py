@@ -5,6 +5,11 @@ tends to show up in one. A detection's fused score is (1 - w) * its own score + 
 over the other keyframes, of the best score of a same-class detection overlapping it (boxes
 widened first, since objects move between keyframes). Isolated detections sink, confirmed
 ones hold or rise; the ranking, which mAP measures, improves.
+
+The default weight, 0.25, was chosen on a training-seed clip (world 2000, normal, 20 s; the
+window gain G(0.2) of `edge-agent bench offload`): flat from 0.15 to 0.35 (0.459-0.462),
+lower at 0.5 (0.446) and without fusion (isolated false positives survive into every frame
+of the merge).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from edge_agent.detector.detections import Detections
 from edge_agent.detector.nms import iou_matrix
 from edge_agent.detector.nms import widen as widen_boxes
 
+FUSION_WEIGHT = 0.25
 
-def fuse_keyframes(frames: list[Detections], weight: float = 0.5, match_iou: float = 0.3,
+
+def fuse_keyframes(frames: list[Detections], weight: float = FUSION_WEIGHT, match_iou: float = 0.3,
                    widen: float = 0.25) -> list[Detections]:
     if len(frames) < 2 or weight <= 0:
         return frames

@@ -324,7 +324,7 @@ class Worker:
                 return
             per_frame = [d for _, d, _ in decoded]
             if self.config.model.fuse_keyframes:
-                per_frame = fuse_keyframes(per_frame)
+                per_frame = fuse_keyframes(per_frame, self.config.model.fusion_weight)
             floor = self.config.model.min_score
             per_frame = [d[d.score >= floor] for d in per_frame]
             matches: list[WireMatch] = []
@@ -349,10 +349,15 @@ class Worker:
 
     @property
     def answer_model_id(self) -> str:
-        """The detector and the text model: both decide an answer, so both key the cache."""
+        """What decides an answer keys the cache: the detector, the text model, tiling, fusion
+        and the score floor (workers sharing a Redis with other settings must not share
+        answers)."""
+        m = self.config.model
+        fusion = m.fusion_weight if m.fuse_keyframes else 0
+        recipe = f"{self.model_id}|tiles={m.tiles}|fusion={fusion:g}|min={m.min_score:g}"
         if self.opinion is None:
-            return self.model_id
-        return f"{self.model_id}+{self.opinion.model.name}"
+            return recipe
+        return f"{recipe}+{self.opinion.model.name}"
 
     def _detect(self, i: int, kf) -> tuple[np.ndarray, Detections, tuple[float, float]]:
         img = cv2.imdecode(np.frombuffer(kf.jpeg, np.uint8), cv2.IMREAD_COLOR)

@@ -148,7 +148,7 @@ def causal_policy(windows: list[Window], scores: np.ndarray, n: int) -> list[int
 def _fused(clip: Clip, keys: list[int], min_score: float) -> list[Detections]:
     from cloud_fallback.fusion import fuse_keyframes
 
-    fused = fuse_keyframes([clip.cloud[k] for k in keys])
+    fused = fuse_keyframes([clip.cloud[k] for k in keys])  # the worker's default weight
     return [d[d.score >= min_score] for d in fused]
 
 
