@@ -341,12 +341,13 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
     """The edge cache over a long clip with recurring and near-duplicate scenes, windows
     offloaded at `ratio` by the policy's score (rate mode).
 
-    Each hit is judged twice. By the cloud (the issue's definition): the reused answer
-    against a fresh cloud answer at the fingerprint's frames, false below F1 0.9. By the
-    ground truth: whether the window the answer came from showed the same scene (the same
-    scored objects in the same places, F1 >= 0.9 at the same frames). The first also counts
-    the cloud disagreeing with itself on an unchanged scene under other light and noise;
-    the second counts only the cache's mistakes."""
+    Each hit is judged twice. By the cloud (`false_hit_rate`): the reused answer against a
+    fresh cloud answer at the fingerprint's frames, false below F1 0.9. By the ground truth
+    (`truth`): whether the window the answer came from showed the same scene (every scored
+    object matched, F1 1.0, at the same frames; F1 0.9 would let one new object among ten
+    through, the near-duplicate the cache must refuse). The first also counts the cloud
+    disagreeing with itself on an unchanged scene under other light and noise; the second
+    counts only the cache's mistakes."""
     world = SyntheticWorld(WorldOptions.from_preset("normal", seed=seed, recurring_fraction=0.4,
                                                     near_duplicate_fraction=0.2))
     from cloud_fallback.fusion import fuse_keyframes
