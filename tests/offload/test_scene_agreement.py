@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from edge_agent.bench_offload import CACHE_SEED, scene_agreement
+from edge_agent.evaluate import MAX_OCCLUSION, MIN_VISIBLE_PX
 from edge_agent.sim import SyntheticWorld, WorldOptions
 
 
@@ -46,7 +47,8 @@ def test_scene_agreement_counts_each_side():
     empty = replace(t, objects=())
     assert scene_agreement(empty, empty) == 1.0
     assert scene_agreement(t, empty) == 0.0
-    scored = [o for o in t.visible() if o.visible_px >= 30 and o.occlusion <= 0.8]
+    scored = [o for o in t.visible()
+              if o.visible_px >= MIN_VISIBLE_PX and o.occlusion <= MAX_OCCLUSION]
     assert len(scored) >= 2
     one_less = replace(t, objects=tuple(o for o in t.objects if o is not scored[0]))
     # s - 1 of s found on one side, all s - 1 found on the other.
