@@ -1,14 +1,18 @@
 """The edge agent: cameras -> shared detector -> tracker -> sliding window -> MQTT.
 
-Threads: one capture thread per camera (edge_agent.capture.camera); one detection thread that
-serves every camera in turn with the one detector, and does only preprocessing and inference;
-one post thread that decodes, tracks, makes events and window summaries, applies cloud answers
-and publishes, overlapping the next inference (it owns the tracks, so they need no lock); and
-one stats thread. The detection thread may run at most AHEAD frames ahead of the post thread.
-The detection thread takes each camera's freshest frame (never one older than its
-`max_frame_age_ms`), at most `detect_fps` per camera, so a camera faster than the model costs
-dropped frames, counted, and never a growing latency. Detections are published at once;
-window summaries go to listeners (the offload policy), which never wait on the cloud.
+Threads: one capture thread per camera (edge_agent.capture.camera); one prepare thread that
+serves every camera in turn, taking its freshest frame and turning it into the model's input
+while the model runs on the one before; one detection thread that does only inference, with
+the one detector shared by every camera; one post thread that decodes, tracks, makes events
+and window summaries, applies cloud answers and publishes, overlapping the next inference (it
+owns the tracks, so they need no lock); and one stats thread. The model thus runs back to
+back, never waiting on the Python around it. The prepare thread holds at most one frame ready
+(so a frame waits at most one inference) and the detection thread may run at most AHEAD frames
+ahead of the post thread. Each camera's freshest frame is taken (never one older than its
+`max_frame_age_ms`, checked again just before inference), at most `detect_fps` per camera, so
+a camera faster than the model costs dropped frames, counted, and never a growing latency.
+Detections are published at once; window summaries go to listeners (the offload policy),
+which never wait on the cloud.
 """
 
 from __future__ import annotations
@@ -49,6 +53,18 @@ AHEAD = 2
 """Frames the detection thread may run ahead of the post-processing thread; past that it waits
 up to AHEAD_WAIT_S, then drops that frame's results (counted as an error)."""
 AHEAD_WAIT_S = 1.0
+
+
+@dataclass
+class _Prepared:
+    """A frame turned into the model's input, waiting for the detection thread."""
+
+    pipe: CameraPipeline
+    frame: Frame
+    feeds: Any
+    """The model's input tensors (split detector), or None (any other detector)."""
+    transform: Any
+    prepare_ms: float
 
 
 @dataclass
@@ -171,6 +187,11 @@ class Agent:
             raise ValueError("every camera is disabled (enabled: false): enable at least one")
         self.started_at = time.monotonic()
         self.heartbeat = time.monotonic()
+        self._prepare = threading.Thread(target=self._prepare_loop, name="prepare", daemon=True)
+        self._ready: queue.Queue[_Prepared | None] = queue.Queue()
+        self._slot = threading.Semaphore(1)
+        """Held from the moment the prepare thread picks a frame until the detection thread
+        takes it: one frame prepared ahead, never more."""
         self._detect = threading.Thread(target=self._loop, name="detect", daemon=True)
         self._post: queue.Queue[Any] = queue.Queue()
         self._ahead = threading.BoundedSemaphore(AHEAD)
@@ -195,6 +216,7 @@ class Agent:
         if self.offload is not None:
             self.offload.start()
         self._detect.start()
+        self._prepare.start()
         self._stats.start()
         return self
 
@@ -213,6 +235,7 @@ class Agent:
         self._wake.set()
         for p in self.pipelines:
             p.camera.stop()
+        self._prepare.join(10)
         self._detect.join(10)
         if self.offload is not None:
             self.offload.stop()
@@ -225,13 +248,20 @@ class Agent:
 
     # the detection loop ------------------------------------------------------------------
 
-    def _loop(self) -> None:
+    def _prepare_loop(self) -> None:
+        """Prepare thread: the next due camera's freshest frame, made into the model's input as
+        soon as the detection thread has taken the last one, so at most one frame waits (for
+        at most one inference) and it is the freshest there was when the model came free."""
+        turn = 0  # cameras take turns: the next search starts after the last one served
         try:
             while not self._stop.is_set():
-                self.heartbeat = time.monotonic()
+                if not self._slot.acquire(timeout=0.1):
+                    continue
                 self._wake.clear()
-                worked = False
-                for p in self.pipelines:
+                item = None
+                n = len(self.pipelines)
+                for k in range(n):
+                    p = self.pipelines[(turn + k) % n]
                     now = time.monotonic()
                     if not p.due(now):
                         continue
@@ -239,14 +269,50 @@ class Agent:
                     if frame is None:
                         continue
                     p.mark(now)
-                    self._process(p, frame)
-                    worked = True
-                if worked:
+                    turn = (turn + k + 1) % n
+                    item = self._prepared(p, frame)
+                    if item is not None:
+                        break
+                if item is not None:
+                    self._ready.put(item)
                     continue
+                self._slot.release()
                 if all(not p.camera.alive and not p.camera.pending for p in self.pipelines):
                     log.info("every camera has ended")
                     break
                 self._wake.wait(self._idle_wait())
+        except Exception:
+            log.exception("prepare loop failed")
+            raise
+        finally:
+            self._ready.put(None)
+
+    def _prepared(self, p: CameraPipeline, frame: Frame) -> _Prepared | None:
+        t0 = time.perf_counter()
+        feeds = transform = None
+        if self._split:
+            try:
+                feeds, transform = self.detector.adapter.prepare(frame.image)
+            except Exception as exc:  # one bad frame must not stop every camera
+                self._failed(p, frame, exc)
+                return None
+        return _Prepared(p, frame, feeds, transform, (time.perf_counter() - t0) * 1000)
+
+    def _loop(self) -> None:
+        """Detection thread: the model, back to back on what the prepare thread hands over."""
+        try:
+            while True:
+                self.heartbeat = time.monotonic()
+                try:
+                    item = self._ready.get(timeout=0.1)
+                except queue.Empty:
+                    if self._stop.is_set():
+                        break
+                    continue
+                self._slot.release()  # the prepare thread may pick the next frame now
+                if item is None:
+                    break
+                self._process(item)
         except Exception:
             log.exception("detection loop failed")
             raise
@@ -258,22 +324,28 @@ class Agent:
         waits = [p.next_due - now for p in self.pipelines if p.period and p.next_due > now]
         return min([0.1, *waits]) if waits else 0.1
 
-    def _process(self, p: CameraPipeline, frame: Frame) -> None:
+    def _failed(self, p: CameraPipeline, frame: Frame, exc: Exception) -> None:
+        p.errors += 1
+        self.metrics.errors.labels(p.name).inc()
+        log.error("camera %s: detector failed on frame %d: %s", p.name, frame.index, exc)
+
+    def _process(self, item: _Prepared) -> None:
         """Detection thread: the model only; the rest of the frame's work is the post thread's,
         so it overlaps the next inference."""
+        p, frame = item.pipe, item.frame
+        if (time.monotonic() - frame.captured) * 1000 > p.cfg.max_frame_age_ms:
+            p.camera.stats.dropped_stale += 1  # it waited too long for the model
+            return
         t0 = time.perf_counter()
         try:
             if self._split:
-                feeds, transform = self.detector.adapter.prepare(frame.image)
-                outputs = self.detector.backend.run(feeds)
+                outputs, transform = self.detector.backend.run(item.feeds), item.transform
             else:
                 outputs, transform = self.detector(frame.image), None
         except Exception as exc:  # one bad frame must not stop every camera
-            p.errors += 1
-            self.metrics.errors.labels(p.name).inc()
-            log.error("camera %s: detector failed on frame %d: %s", p.name, frame.index, exc)
+            self._failed(p, frame, exc)
             return
-        took = (time.perf_counter() - t0) * 1000
+        took = item.prepare_ms + (time.perf_counter() - t0) * 1000
         if not self._ahead.acquire(timeout=AHEAD_WAIT_S):
             p.unpublished += 1
             log.error("camera %s: post-processing is stuck; frame %d's results dropped", p.name,
@@ -478,11 +550,11 @@ class Agent:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         age = time.monotonic() - self.heartbeat
-        loop_ok = (self._detect.is_alive() and self._post_thread.is_alive()
-                   and age < HEARTBEAT_STALE_S)
+        alive = self._detect.is_alive() and self._prepare.is_alive()
+        loop_ok = alive and self._post_thread.is_alive() and age < HEARTBEAT_STALE_S
         return loop_ok, {
             "detection_loop": "running" if loop_ok else (
-                "stopped" if not self._detect.is_alive() else f"stalled for {age:.0f}s"),
+                "stopped" if not alive else f"stalled for {age:.0f}s"),
             "cameras": {p.name: p.state for p in self.pipelines},
             "mqtt_connected": self.publisher.connected.is_set(),
         }

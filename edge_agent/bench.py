@@ -199,25 +199,44 @@ def _pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def intra_op_threads(detector: Detector) -> int | None:
+    """The intra-op thread count the detector's ONNX Runtime session was given (0: the
+    library's default), None for other backends."""
+    session = getattr(detector.backend, "session", None)
+    try:
+        return session.get_session_options().intra_op_num_threads if session else None
+    except AttributeError:
+        return None
+
+
 def bench_pipeline(detector: Detector, seconds: float = 20.0, memory_minutes: float = 0.0,
                    progress: Callable[[str], None] = lambda _: None,
-                   rounds: int = 4) -> dict[str, Any]:
+                   rounds: int = 4, ceiling: Detector | None = None) -> dict[str, Any]:
     """`seconds` of pure inference and `seconds` of the saturated agent, in `rounds` pairs taken
     one after the other (pure, agent, pure, agent...), so a shared machine's changing load
-    hits both sides of each ratio alike; `fps_ratio` is the median of the pairs' ratios."""
+    hits both sides of each ratio alike; `fps_ratio` is the median of the pairs' ratios.
+
+    `ceiling`, the same model in a session with other settings (the library's default: every
+    core for the model alone), is timed in each round too: `fps_ratio_vs_ceiling` is the agent
+    against the fastest the model runs with nothing else on the machine."""
     images = _frames()
     broker = BenchBroker()
     rounds = max(1, rounds)
     try:
         pairs: list[tuple[float, dict[str, Any]]] = []
+        ceilings: list[float] = []
         for k in range(rounds):
             progress(f"round {k + 1}/{rounds}: pure inference")
             pure_k = pure_inference(detector, images, seconds / rounds)
+            if ceiling is not None:
+                progress(f"round {k + 1}/{rounds}: pure inference, ceiling session")
+                ceilings.append(pure_inference(ceiling, images, seconds / rounds))
             progress(f"round {k + 1}/{rounds}: saturated, a camera at {2 * pure_k:.0f} fps")
             pairs.append((pure_k, run_agent(detector, broker, {
                 "fast": lambda f=2 * pure_k: MemorySource("fast", images, f)},
                 seconds / rounds, f"bench-sat{k}")))
         ratios = [sat["fps"] / pure_k for pure_k, sat in pairs]
+        vs_ceiling = [sat["fps"] / c for (_, sat), c in zip(pairs, ceilings, strict=False)]
         pure_fps = statistics.mean(pure_k for pure_k, _ in pairs)
         pure_ms = 1000.0 / pure_fps
         saturated = _pool([sat for _, sat in pairs])
@@ -247,6 +266,11 @@ def bench_pipeline(detector: Detector, seconds: float = 20.0, memory_minutes: fl
     return {
         "fps_ratio": statistics.median(ratios), "round_ratios": ratios,
         "round_pure_fps": [pure_k for pure_k, _ in pairs],
+        "intra_op_threads": intra_op_threads(detector),
+        "ceiling": None if ceiling is None else {
+            "intra_op_threads": intra_op_threads(ceiling),
+            "pure_fps": statistics.mean(ceilings), "round_pure_fps": ceilings,
+            "fps_ratio": statistics.median(vs_ceiling), "round_ratios": vs_ceiling},
         "latency_overhead_p50_ms": one["latency_p50_ms"] - pure_ms,
         "latency_overhead_p99_ms": one["latency_p99_ms"] - pure_ms,
         "pure_fps": pure_fps, "pure_ms": pure_ms,
@@ -263,7 +287,9 @@ def markdown(r: dict[str, Any]) -> str:
            f"{r['broker']} (MQTT {r['protocol']}); {r['seconds']:g} s per row", "",
            f"fps_ratio {r['fps_ratio']:.3f} (median of rounds: "
            f"{', '.join(f'{x:.3f}' for x in r['round_ratios'])}); latency overhead p50 "
-           f"{r['latency_overhead_p50_ms']:.1f} ms, p99 {r['latency_overhead_p99_ms']:.1f} ms",
+           f"{r['latency_overhead_p50_ms']:.1f} ms, p99 {r['latency_overhead_p99_ms']:.1f} ms"
+           + (f"; intra-op threads {r['intra_op_threads']}" if r.get("intra_op_threads")
+              is not None else ""),
            "", "| run | fps in | fps processed | / pure | latency p50 | p99 | p50 first third "
            "| p50 last third |", "|---|---|---|---|---|---|---|---|"]
     for name, x in rows:
@@ -271,6 +297,12 @@ def markdown(r: dict[str, Any]) -> str:
                    f"{x['fps'] / r['pure_fps']:.2f} | {x['latency_p50_ms']:.1f} ms | "
                    f"{x['latency_p99_ms']:.1f} ms | {x['latency_first_third_p50_ms']:.1f} ms | "
                    f"{x['latency_last_third_p50_ms']:.1f} ms |")
+    c = r.get("ceiling")
+    if c:
+        out += ["", f"ceiling: session.run with the library's default threads "
+                f"({c['intra_op_threads'] or 'every core'}), nothing else running: "
+                f"{c['pure_fps']:.1f} fps; the agent against it: {c['fps_ratio']:.3f} (median "
+                f"of rounds: {', '.join(f'{x:.3f}' for x in c['round_ratios'])})"]
     if r["memory"]:
         m = r["memory"]
         out += ["", f"memory over {m['minutes']:g} min at 30 fps: RSS first minute "

@@ -341,13 +341,16 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
     """The edge cache over a long clip with recurring and near-duplicate scenes, windows
     offloaded at `ratio` by the policy's score (rate mode).
 
-    Each hit is judged twice. By the cloud (`false_hit_rate`): the reused answer against a
-    fresh cloud answer at the fingerprint's frames, false below F1 0.9. By the ground truth
-    (`truth`): whether the window the answer came from showed the same scene (every scored
-    object matched, F1 1.0, at the same frames; F1 0.9 would let one new object among ten
-    through, the near-duplicate the cache must refuse). The first also counts the cloud
-    disagreeing with itself on an unchanged scene under other light and noise; the second
-    counts only the cache's mistakes."""
+    Each hit is judged twice. By the cloud (`false_hit_rate`): the reused answer (the
+    worker's fused keyframes of the window it was stored for) against the answer the worker
+    gives now for this window's frames at the same offsets, false below F1 0.9 on any of
+    them. By the ground truth (`truth`): whether the window the answer came from showed the
+    same scene (every scored object matched, F1 1.0, at the fingerprint's frames; F1 0.9
+    would let one new object among ten through, the near-duplicate the cache must refuse).
+    The first also counts the cloud disagreeing with itself on an unchanged scene under other
+    light and noise; the second counts only the cache's mistakes. `single_frame` judges by
+    the cloud's raw, unfused detections at the fingerprint's frames instead: an answer no
+    worker publishes, and the noisiest view of the cloud's self-disagreement."""
     world = SyntheticWorld(WorldOptions.from_preset("normal", seed=seed, recurring_fraction=0.4,
                                                     near_duplicate_fraction=0.2))
     from cloud_fallback.fusion import fuse_keyframes
@@ -376,7 +379,8 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
     stored: list[tuple[dict[int, Detections], dict[int, FrameTruth]]] = []
     count = dict.fromkeys(("hits", "correct", "false", "oracle", "offloaded", "truth_oracle",
                            "truth_correct", "truth_false", "cloud_differs_same_scene",
-                           "near_duplicate_windows", "near_duplicate_hits"), 0)
+                           "near_duplicate_windows", "near_duplicate_hits", "single_oracle",
+                           "single_correct"), 0)
     memo: dict[int, Detections] = {}
     diag: list[tuple[float, int, bool, float]] = []
 
@@ -388,6 +392,16 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
     def same_scene(a: dict[int, FrameTruth], b: dict[int, FrameTruth]) -> float:
         return min(scene_agreement(a[o], b[o]) for o in a)
 
+    def answer(frames, offsets: list[int]) -> list[Detections]:
+        """What the worker answers for these frames of a window as its keyframes."""
+        return [d[d.score >= min_score]
+                for d in fuse_keyframes([cloud_at(frames[o].frame) for o in offsets])]
+
+    def agrees(stored_answer: list[tuple[int, Detections]], frames) -> bool:
+        fresh_now = answer(frames, [o for o, _ in stored_answer])
+        return min(agreement(a, b) for (_, a), b
+                   in zip(stored_answer, fresh_now, strict=True)) >= 0.9
+
     for summary, score in zip(summaries, scores, strict=True):
         if score < cut:
             continue
@@ -396,8 +410,7 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
         unc = np.array([frame_uncertainty(f, cfg.uncertain_band) for f in frames])
         sharp = np.array([sharpness(f.frame.image) for f in frames])
         keys = pick(unc, sharp, k)  # offsets in the window
-        fresh = [d[d.score >= min_score]
-                 for d in fuse_keyframes([cloud_at(frames[o].frame) for o in keys])]
+        fresh = answer(frames, keys)
         fp = fingerprint([frames[o].frame.image
                           for o in fingerprint_frames(list(range(len(frames))))])
         # What reuse is judged on: the cloud's view of this window at fixed places, and
@@ -407,14 +420,17 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
         truth_now = {o: truths[frames[o].frame.index] for o in probe}
         near_dup = truth_now[probe[0]].scene.kind == "near_duplicate"
         count["near_duplicate_windows"] += near_dup
-        count["oracle"] += any(min(agreement(s[o], now[o]) for o in probe) >= 0.9
-                               for s, _ in stored)
-        count["truth_oracle"] += any(same_scene(t, truth_now) == 1.0 for _, t in stored)
+        count["oracle"] += any(agrees(a, frames) for a, _, _ in stored)
+        count["single_oracle"] += any(min(agreement(p[o], now[o]) for o in probe) >= 0.9
+                                      for _, p, _ in stored)
+        count["truth_oracle"] += any(same_scene(t, truth_now) == 1.0 for _, _, t in stored)
         entry = cache.lookup(fp, lambda off, frames=frames: frames[off].detections)
         if entry is not None:
             count["hits"] += 1
             count["near_duplicate_hits"] += near_dup
-            good = min(agreement(entry.meta["probe"][o], now[o]) for o in probe) >= 0.9
+            good = agrees(entry.answer, frames)
+            single = min(agreement(entry.meta["probe"][o], now[o]) for o in probe) >= 0.9
+            count["single_correct"] += single
             scene = same_scene(entry.meta["truth"], truth_now)
             diag.append((round(max(block_difference(x, y) for x, y in zip(
                 entry.fp.thumbs, fp.thumbs, strict=True)), 2),
@@ -428,7 +444,7 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
             cache.put(fp, list(zip(keys, fresh, strict=True)), fresh[-1], keys[-1],
                       edge={o: frames[o].detections for o in probe}, probe=now,
                       truth=truth_now)
-            stored.append((now, truth_now))
+            stored.append((list(zip(keys, fresh, strict=True)), now, truth_now))
     hits = count["hits"]
     return {"seed": seed, "seconds": seconds, "ratio": ratio,
             "offloaded_windows": count["offloaded"],
@@ -436,6 +452,13 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
             "oracle_reusable": count["oracle"],
             "reuse_captured": count["correct"] / count["oracle"] if count["oracle"] else None,
             "false_hits": count["false"], "false_hit_rate": count["false"] / max(1, hits),
+            "single_frame": {
+                "oracle_reusable": count["single_oracle"],
+                "reuse_captured": (count["single_correct"] / count["single_oracle"]
+                                   if count["single_oracle"] else None),
+                "false_hits": hits - count["single_correct"],
+                "false_hit_rate": (hits - count["single_correct"]) / max(1, hits),
+            },
             "truth": {
                 "same_scene_windows": count["truth_oracle"],
                 "reuse_captured": (count["truth_correct"] / count["truth_oracle"]

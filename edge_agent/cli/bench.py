@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edge_agent.bundled import bundled_edge_model
 from edge_agent.cli.common import EXIT_OK
-from edge_agent.config.common import DetectorModelConfig, RuntimeConfig
+from edge_agent.config.common import DetectorModelConfig, EdgeRuntimeConfig, RuntimeConfig
 from edge_agent.detector import Detector
 
 
@@ -39,7 +39,9 @@ def add_bench(sub) -> None:
                    help="also run this long at 30 fps and report resident memory (e.g. 10)")
     p.add_argument("--rounds", type=int, default=4,
                    help="pipeline: pure/saturated pairs the --seconds are split into (default 4)")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=int, default=0,
+                   help="pipeline: ONNX Runtime intra-op threads (default 0: the agent's "
+                        "default, every core but one on the CPU)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=run_bench)
 
@@ -50,11 +52,14 @@ def run_bench(args: argparse.Namespace) -> int:
     from edge_agent.bench import bench_pipeline, markdown
 
     model = args.model or bundled_edge_model()
+    # The agent's own session settings (EdgeConfig's detector runtime), and the library's
+    # default (every core for the model alone) as the ceiling quoted beside them.
     detector = Detector.from_config(DetectorModelConfig(path=model),
-                                    RuntimeConfig(intra_op_threads=args.threads))
+                                    EdgeRuntimeConfig(intra_op_threads=args.threads))
+    ceiling = Detector.from_config(DetectorModelConfig(path=model), RuntimeConfig())
     result = bench_pipeline(detector, args.seconds, args.memory_minutes,
                             progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True),
-                            rounds=args.rounds)
+                            rounds=args.rounds, ceiling=ceiling)
     result["model"] = Path(model).name
     result["date"] = date.today().isoformat()
     result["machine"] = f"{platform.node()} {platform.machine()}"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from edge_agent.config.common import (
     DetectorModelConfig,
+    EdgeRuntimeConfig,
     LoggingConfig,
     MetricsConfig,
     MqttConfig,
@@ -23,7 +24,20 @@ def load_edge_config(path: str | Path, environ=None) -> EdgeConfig:
 
 
 __all__ = [
-    "EDGE_ENV_PREFIX", "CameraConfig", "ConfigFileError", "DetectorModelConfig", "EdgeConfig",
-    "LoggingConfig", "MetricsConfig", "MqttConfig", "OffloadConfig", "RuntimeConfig",
-    "TlsConfig", "WindowConfig", "dump_config", "load_config", "load_edge_config",
+    "EDGE_ENV_PREFIX",
+    "CameraConfig",
+    "ConfigFileError",
+    "DetectorModelConfig",
+    "EdgeConfig",
+    "EdgeRuntimeConfig",
+    "LoggingConfig",
+    "MetricsConfig",
+    "MqttConfig",
+    "OffloadConfig",
+    "RuntimeConfig",
+    "TlsConfig",
+    "WindowConfig",
+    "dump_config",
+    "load_config",
+    "load_edge_config",
 ]

@@ -9,10 +9,10 @@ from pydantic import Field, field_validator, model_validator
 
 from edge_agent.config.common import (
     DetectorModelConfig,
+    EdgeRuntimeConfig,
     LoggingConfig,
     MetricsConfig,
     MqttConfig,
-    RuntimeConfig,
     Strict,
     topic_safe,
 )
@@ -169,7 +169,7 @@ class EdgeConfig(Strict):
     device_id: str = Field("osprey-edge", description="Device id, used in every topic.")
     cameras: list[CameraConfig] = Field(min_length=1, description="At least one camera.")
     model: DetectorModelConfig = Field(default_factory=DetectorModelConfig)
-    detector: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    detector: EdgeRuntimeConfig = Field(default_factory=EdgeRuntimeConfig)
     window: WindowConfig = Field(default_factory=WindowConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)

@@ -4,6 +4,8 @@ edge model in ONNX Runtime, a real Mosquitto; every payload checked against its 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
@@ -193,3 +195,90 @@ def test_metrics_and_health_endpoints(mosquitto):
     finally:
         publisher.stop()
         server.stop()
+
+
+class _SlowModel:
+    """The bundled model's backend, `delay_s` slower, recording when and where each stage ran:
+    a model slower than any camera, to see the prepare thread work while it runs."""
+
+    def __init__(self, detector, delay_s: float) -> None:
+        self.inner, self.delay_s = detector.backend, delay_s
+        self.inputs, self.outputs = self.inner.inputs, self.inner.outputs
+        self.runs: list[tuple[str, float, float]] = []
+
+    def run(self, feeds):
+        t0 = time.monotonic()
+        time.sleep(self.delay_s)
+        out = self.inner.run(feeds)
+        self.runs.append((threading.current_thread().name, t0, time.monotonic()))
+        return out
+
+
+class _RecordingAdapter:
+    def __init__(self, adapter) -> None:
+        self.inner = adapter
+        self.prepares: list[tuple[str, float]] = []
+
+    def prepare(self, image):
+        self.prepares.append((threading.current_thread().name, time.monotonic()))
+        return self.inner.prepare(image)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _slow_agent(port: int, delay_s: float, camera: dict):
+    from agent_kit import shared_detector
+
+    from edge_agent.detector import Detector
+
+    real = shared_detector()
+    model, adapter = _SlowModel(real, delay_s), _RecordingAdapter(real.adapter)
+    agent, publisher, cfg = make_agent(port, [camera])
+    agent.detector = Detector(model, adapter)
+    return agent, publisher, cfg, model, adapter
+
+
+def test_the_next_frame_is_prepared_while_the_model_runs(mosquitto):
+    """Preprocessing runs on its own thread while the model runs on the frame before, so the
+    model goes from one frame to the next without waiting on it."""
+    agent, publisher, _, model, adapter = _slow_agent(mosquitto.port, 0.04, {
+        "name": "cam", "url": "synthetic://?seed=13&fps=60&seconds=3"})
+    agent.start()
+    assert agent.wait(60)
+    agent.stop()
+    publisher.stop()
+    assert {name for name, *_ in model.runs} == {"detect"}
+    assert {name for name, _ in adapter.prepares} == {"prepare"}
+    runs = sorted(model.runs, key=lambda r: r[1])
+    assert len(runs) >= 30 and agent.pipelines[0].processed == len(runs)
+    # The frame for run i was prepared while run i-1 was going on.
+    starts = sorted(t for _, t in adapter.prepares)
+    ahead = sum(any(prev[1] < t < prev[2] for t in starts)
+                for prev in runs[:-1])
+    assert ahead >= 0.9 * (len(runs) - 1)
+
+
+def test_a_frame_that_went_stale_waiting_for_the_model_is_dropped(mosquitto):
+    """A 200 ms model and frames of at most 120 ms: the frame prepared during a run is too
+    old by the time the model is free, so it is dropped (counted), a fresh one goes in, and
+    no published frame went into the model older than 120 ms."""
+    delay, max_age = 0.2, 120
+    agent, publisher, cfg, *_ = _slow_agent(mosquitto.port, delay, {
+        "name": "cam", "url": "synthetic://?seed=14&fps=30&seconds=3",
+        "max_frame_age_ms": max_age})
+    listen = Listener(mosquitto.port, f"osprey/{cfg.device_id}/cam/detections")
+    agent.start()
+    assert agent.wait(60)
+    agent.stop()
+    publisher.stop()
+    pipe = agent.pipelines[0]
+    stats = pipe.camera.stats
+    dets = decoded(listen.wait(lambda ms: len(ms) >= pipe.processed),
+                   f"osprey/{cfg.device_id}/cam/detections", "detections")
+    listen.close()
+    assert stats.dropped_stale > 0 and pipe.processed >= 5
+    assert pipe.processed + stats.dropped_unread + stats.dropped_stale == stats.frames_in
+    # Age at the model's start <= 120 ms, then 200 ms of model and a little publishing; a
+    # frame let through after waiting a whole run would be 400 ms old.
+    assert max(d["latency_ms"] for d in dets) < max_age + delay * 1000 + 60

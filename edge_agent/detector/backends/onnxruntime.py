@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,26 @@ def resolve_providers(wanted: list[str], available: list[str], precision: str,
     return out
 
 
+def available_cores() -> int:
+    """CPUs this process may run on (a container's or taskset's limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def intra_op_threads(runtime: RuntimeConfig, providers: list[str | tuple[str, dict]],
+                     cores: int | None = None) -> int:
+    """The session's intra-op thread count: the configured one; else, with the model on the
+    CPU and `leave_cores` set, every core but those; else 0 (the library's default)."""
+    if runtime.intra_op_threads or not runtime.leave_cores:
+        return runtime.intra_op_threads
+    first = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    if first != "CPUExecutionProvider":
+        return 0
+    return max(1, (cores or available_cores()) - runtime.leave_cores)
+
+
 class OnnxRuntimeBackend:
     """One ONNX Runtime session; `name` says which provider actually runs the model."""
 
@@ -71,8 +92,10 @@ class OnnxRuntimeBackend:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file {path} not found: check model.path (or --model)")
+        providers = resolve_providers(runtime.providers, ort.get_available_providers(),
+                                      runtime.precision, runtime.engine_cache_dir)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = runtime.intra_op_threads
+        opts.intra_op_num_threads = intra_op_threads(runtime, providers)
         opts.inter_op_num_threads = runtime.inter_op_threads
         if not runtime.spin:
             # Idle intra-op threads spin for a while after each run by default: fine for a
@@ -81,8 +104,6 @@ class OnnxRuntimeBackend:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        providers = resolve_providers(runtime.providers, ort.get_available_providers(),
-                                      runtime.precision, runtime.engine_cache_dir)
         if any(isinstance(p, tuple) for p in providers):
             runtime.engine_cache_dir.expanduser().mkdir(parents=True, exist_ok=True)
         try:
