@@ -32,6 +32,15 @@ def test_bench_pipeline_json(mosquitto):  # the fixture makes sure Mosquitto is 
     assert len(r["round_ratios"]) == len(r["round_pure_fps"]) == 2
     assert r["fps_ratio"] == pytest.approx(sum(r["round_ratios"]) / 2)
     assert r["pure_fps"] == pytest.approx(sum(r["round_pure_fps"]) / 2)
+    # The agent's session leaves a core to the pipeline; the ceiling's is the library's
+    # default, timed in every round, and the agent is quoted against it too.
+    from edge_agent.detector.backends.onnxruntime import available_cores
+
+    assert r["intra_op_threads"] == max(1, available_cores() - 1)
+    c = r["ceiling"]
+    assert c["intra_op_threads"] == 0 and len(c["round_pure_fps"]) == len(c["round_ratios"]) == 2
+    sat = r["saturated"]["fps"]  # the mean of the rounds' saturated rates
+    assert sat / max(c["round_pure_fps"]) <= max(c["round_ratios"]) + 1e-9
 
 
 def test_memory_source_loops_without_a_cut():

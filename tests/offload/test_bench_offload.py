@@ -34,5 +34,9 @@ def test_bench_offload_json(mosquitto, tmp_path):  # the fixture makes sure Mosq
             "near_duplicate_windows"} <= set(r["cache"])
     assert {"reuse_captured", "false_hit_rate", "cloud_differs_on_same_scene"} \
         <= set(r["cache"]["truth"])
+    assert {"reuse_captured", "false_hit_rate"} <= set(r["cache"]["single_frame"])
+    # Hits are judged both ways, each a share of the same hits.
+    c = r["cache"]
+    assert c["false_hits"] <= c["cache_hits"] and c["single_frame"]["false_hits"] <= c["cache_hits"]
     assert {"p50_ms", "p95_ms"} <= set(r["refined_latency"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
