@@ -39,6 +39,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.mqtt.payloads import SCHEMA_VERSION, camera_status_payload, detections_payload
 from edge_agent.mqtt.publisher import Publisher
 from edge_agent.offload.client import Answer
+from edge_agent.offload.hold import HOLD_MIN_SCORE, HOLD_STATIC_IOU, static_objects, with_held
 from edge_agent.offload.manager import OffloadManager, verified_tracks
 from edge_agent.offload.merge import merge_window
 from edge_agent.tracker import Tracker, TrackUpdate
@@ -124,6 +125,9 @@ class CameraPipeline:
         self.unpublished = 0
         self.overrides: dict[int, int] = {}
         """Track id -> class id the cloud gave it; applied to every later detection."""
+        self.held: Detections | None = None
+        """Static objects of the last answer the edge misses (edge_agent.offload.hold)."""
+        self.held_until = 0.0
         self.last_latency_ms: float | None = None
         self.last_infer_ms: float | None = None
         self.latencies: deque[float] = deque(maxlen=4096)
@@ -388,10 +392,16 @@ class Agent:
         p.processed += 1
         p.last_infer_ms = infer_ms
         p.seq += 1
+        shown = upd.all
+        if p.held is not None:
+            if time.monotonic() < p.held_until:
+                shown = with_held(upd.all, p.held)
+            else:
+                p.held = None
         latency_ms = (time.monotonic() - frame.captured) * 1000.0
         payload = detections_payload(self.config.device_id, p.name, p.seq, frame.index,
                                      frame.wall_time, latency_ms, self.model_id, frame.width,
-                                     frame.height, upd.all)
+                                     frame.height, shown, held=len(shown) - len(upd.all))
         self.publisher.publish_json(self.topics.camera(p.name, "detections"), payload,
                                     expiry_s=self.config.mqtt.message_expiry_s)
         for out in p.events.update(upd, frame):
@@ -428,6 +438,12 @@ class Agent:
             self.offload.remember(answer)
         names = self.detector.class_names
         keys = {idx for idx, _ in answer.frames}
+        cfg = self.config.offload
+        if cfg.hold_s > 0:
+            ordered = sorted(answer.frames, key=lambda kf: kf[0])
+            p.held = static_objects(ordered[0][1], ordered[-1][1], HOLD_MIN_SCORE,
+                                    HOLD_STATIC_IOU, cfg.hold_score_factor)
+            p.held_until = time.monotonic() + cfg.hold_s
         verified = []
         for tid, cls, score in verified_tracks(answer.edge[-1], answer.frames[-1][1],
                                                self.config.offload.verify_min_score):

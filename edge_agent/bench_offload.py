@@ -48,6 +48,7 @@ from edge_agent.offload.cache import (
     fingerprint_frames,
     hamming,
 )
+from edge_agent.offload.hold import HOLD_MIN_SCORE, HOLD_STATIC_IOU, static_objects, with_held
 from edge_agent.offload.keyframes import frame_uncertainty, pick, sharpness
 from edge_agent.offload.merge import merge_window
 from edge_agent.offload.policy import score_parts, window_score
@@ -248,15 +249,21 @@ def _system_map(clips: list[Clip], windows: list[Window], chosen: list[int],
 
 
 def published(clips: list[Clip], windows: list[Window], chosen: list[int], min_score: float,
-              verify_min_score: float | None = None) -> tuple[list[list[Detections]], int]:
+              verify_min_score: float | None = None, hold_s: float | None = None,
+              hold_score_factor: float | None = None) -> tuple[list[list[Detections]], int]:
     """Per clip and frame, what the agent publishes when `chosen` windows are offloaded, and
     the uplink bytes: `refined` (the merge) on the offloaded windows' frames; elsewhere the
     edge's detections, with the class the cloud verified for a track from the moment its
-    answer arrives (`ANSWER_DELAY_S` after the window), as on the agent's `detections`."""
+    answer arrives (`ANSWER_DELAY_S` after the window), as on the agent's `detections`, with
+    the static objects of the latest answer held for `hold_s` (edge_agent.offload.hold)."""
     from edge_agent.offload.manager import verified_tracks
 
+    defaults = OffloadConfig()
     if verify_min_score is None:
-        verify_min_score = OffloadConfig().verify_min_score
+        verify_min_score = defaults.verify_min_score
+    hold_s = defaults.hold_s if hold_s is None else hold_s
+    if hold_score_factor is None:
+        hold_score_factor = defaults.hold_score_factor
     order = sorted(chosen, key=lambda i: (windows[i].clip, windows[i].start))
     fused = {i: _fused(clips[windows[i].clip], windows[i].keys, min_score) for i in order}
     out = []
@@ -274,6 +281,7 @@ def published(clips: list[Clip], windows: list[Window], chosen: list[int], min_s
                 overrides[tid] = cls
             frames.append(_relabelled(dets, overrides) if overrides else dets)
         out.append(frames)
+    held = _held(clips, windows, order, fused, hold_s, hold_score_factor)
     uplink = 0
     for wi in order:
         w = windows[wi]
@@ -282,7 +290,34 @@ def published(clips: list[Clip], windows: list[Window], chosen: list[int], min_s
         for f, dets in merge_window([(f, out[w.clip][f]) for f in w.frames], answer):
             out[w.clip][f] = dets
         uplink += _request_bytes(clip, w.keys)
+    offloaded = {(windows[i].clip, f) for i in order for f in windows[i].frames}
+    for (c, f), h in held.items():
+        if (c, f) not in offloaded:  # there `refined` supersedes `detections`
+            out[c][f] = with_held(out[c][f], h)
     return out, uplink
+
+
+def _held(clips: list[Clip], windows: list[Window], order: list[int],
+          fused: dict[int, list[Detections]], hold_s: float, factor: float
+          ) -> dict[tuple[int, int], Detections]:
+    """(clip, frame) -> the static cloud objects held on it: each answer's from its arrival
+    (`ANSWER_DELAY_S` after its window) for `hold_s`, until the next answer replaces them."""
+    out: dict[tuple[int, int], Detections] = {}
+    if hold_s <= 0:
+        return out
+    for c, clip in enumerate(clips):
+        answers = [(clip.truths[windows[i].frames[-1]].t + ANSWER_DELAY_S,
+                    static_objects(fused[i][0], fused[i][-1], HOLD_MIN_SCORE, HOLD_STATIC_IOU,
+                                   factor))
+                   for i in order if windows[i].clip == c]
+        answers.sort(key=lambda a: a[0])
+        k = -1
+        for f, truth in enumerate(clip.truths):
+            while k + 1 < len(answers) and answers[k + 1][0] <= truth.t:
+                k += 1
+            if k >= 0 and truth.t < answers[k][0] + hold_s and len(answers[k][1]):
+                out[(c, f)] = answers[k][1]
+    return out
 
 
 def _relabelled(d: Detections, overrides: dict[int, int]) -> Detections:

@@ -50,7 +50,10 @@ status again, retained, so a broker restarted without persistence shows the righ
 Detections: `seq` counts the messages of one camera from 1 with no gaps, so a subscriber sees a
 loss as a gap; `frame` is the source's frame index (frames dropped for freshness are skipped);
 `latency_ms` runs from the frame's capture to its message being built; `track_id` is absent for
-a detection that no track holds (a low score that matched nothing).
+a detection that no track holds (a low score that matched nothing, or a held one). With
+`offload.hold_s` set, a static object the cloud found on the last answer's keyframes and no
+edge box covers is listed for that long after the answer, marked `"held": true`, at the cloud's
+score times `offload.hold_score_factor`; it has no track and makes no events.
 """
 
 

@@ -111,6 +111,13 @@ class OffloadConfig(Strict):
         0.8, ge=0, le=1, description="A track takes the cloud's class for the rest of its life "
         "(and its event is marked verified) only when the cloud's box over it scores at least "
         "this: a weak cloud box relabels good tracks wrongly more often than it fixes bad ones.")
+    hold_s: float = Field(
+        0.0, ge=0, le=600, description="After an answer, keep publishing on `detections` the "
+        "static objects the cloud found (same place on its first and last keyframe) that no "
+        "edge box covers, for this long, marked held; 0: never (the default: on the training "
+        "clips it did not raise mAP, see docs/benchmarks.md).")
+    hold_score_factor: float = Field(
+        0.7, gt=0, le=1, description="Held boxes are published at the cloud's score times this.")
     breaker_failures: int = Field(3, ge=1, description="Failures in a row that open the breaker.")
     breaker_cooldown_s: float = Field(30.0, gt=0, description="Breaker stays open this long.")
 

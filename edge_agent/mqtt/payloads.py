@@ -19,6 +19,8 @@ _DETECTION = {
         "class_id": {"type": "integer", "minimum": 0},
         "score": {"type": "number", "minimum": 0, "maximum": 1},
         "box": _BOX,
+        "held": {"const": True, "description": "a static object the cloud found on the last "
+                 "answer's keyframes and the edge model misses, held for offload.hold_s"},
     },
     "additionalProperties": False,
 }
@@ -265,11 +267,15 @@ DEVICE_STATES = ("online", "offline", "stopped")
 
 def detections_payload(device: str, camera: str, seq: int, frame: int, captured_at: float,
                        latency_ms: float, model: str, width: int, height: int,
-                       dets: Detections) -> dict[str, Any]:
+                       dets: Detections, held: int = 0) -> dict[str, Any]:
+    """`held`: the last that many detections are held cloud objects, marked so."""
+    items = dets.to_json()
+    for item in items[len(items) - held:] if held else ():
+        item["held"] = True
     return {"v": SCHEMA_VERSION, "device": device, "camera": camera, "seq": seq,
             "frame": frame, "captured_at": round(captured_at, 6),
             "published_at": round(time.time(), 6), "latency_ms": round(latency_ms, 2),
-            "model": model, "width": width, "height": height, "detections": dets.to_json()}
+            "model": model, "width": width, "height": height, "detections": items}
 
 
 def camera_status_payload(state: str, reason: str | None) -> dict[str, Any]:

@@ -390,3 +390,59 @@ def test_settings_that_change_answers_key_the_cloud_cache():
     assert len({base, key(fusion_weight=0.5), key(tiles=None), key(min_score=0.3),
                 key(fuse_keyframes=False)}) == 5
     assert key() == base
+
+
+# static objects the cloud found, held on `detections` ----------------------------------
+
+
+def test_only_static_confident_cloud_objects_are_held():
+    from edge_agent.offload.hold import static_objects
+
+    parked, walker, faint = [100, 100, 180, 150], [300, 100, 330, 180], [400, 50, 440, 80]
+    first = dets([parked, walker, faint], [0.9, 0.8, 0.25], [1, 0, 1])
+    last = dets([[102, 101, 181, 151], [340, 100, 370, 180], faint], [0.8, 0.8, 0.25], [1, 0, 1])
+    held = static_objects(first, last, min_score=0.3, static_iou=0.8, score_factor=0.5)
+    assert len(held) == 1 and held.label(0) == "car"            # the walker moved; faint is weak
+    assert held.score[0] == pytest.approx(0.4)                    # the last keyframe's, halved
+    assert held.track_id.tolist() == [-1]
+    # The same object as another class on the first keyframe is not "the same place".
+    other = dets([parked], [0.9], [2])
+    assert not len(static_objects(other, last, 0.3, 0.8, 0.5))
+    assert not len(static_objects(dets([], [], []), last, 0.3, 0.8, 0.5))
+
+
+def test_held_objects_show_only_where_no_edge_box_covers_them():
+    from edge_agent.offload.hold import with_held
+
+    held = dets([[100, 100, 180, 150], [400, 50, 440, 90]], [0.6, 0.5], [1, 2], [-1, -1])
+    edge = dets([[105, 98, 178, 152]], [0.7], [2], [9])   # the edge has the first (a truck)
+    out = with_held(edge, held)
+    assert len(out) == 2 and out.track_id.tolist() == [9, -1]
+    assert out.xyxy[1].tolist() == [400, 50, 440, 90] and out.score[1] == pytest.approx(0.5)
+    assert len(with_held(dets([], [], []), held)) == 2
+    assert with_held(edge, held[np.zeros(2, bool)]) is edge
+
+
+def test_bench_holds_a_parked_car_the_edge_misses_for_hold_s():
+    from edge_agent.bench_offload import ANSWER_DELAY_S, Window, published
+
+    n, parked, person = 600, [200, 200, 280, 250], [10, 10, 30, 60]
+    edge = [dets([person], [0.8], [0], [3]) for _ in range(n)]            # never sees the car
+    cloud = [dets([person, parked], [0.9, 0.9], [0, 1]) for _ in range(n)]
+    clip = _clip(n, edge, cloud)
+    w = Window(0, 0, list(range(16)), {}, [0, 4, 8, 12, 15])
+    out, _ = published([clip], [w], [0], 0.2, hold_s=2.0, hold_score_factor=0.5)
+    arrives = 15 + round(ANSWER_DELAY_S * 30)
+
+    def cars(f):
+        return [float(s) for s, c in zip(out[0][f].score, out[0][f].class_id, strict=True)
+                if c == 1]
+
+    assert all(cars(f) == [] for f in range(16, arrives))                 # not yet answered
+    assert all(cars(f) == [pytest.approx(0.45, abs=0.05)]                 # fused 0.9, halved
+               for f in range(arrives, arrives + 59))
+    assert all(cars(f) == [] for f in range(arrives + 61, n))             # hold_s is over
+    assert all(len(out[0][f]) == 1 for f in range(arrives + 61, n))
+    off, _ = published([clip], [w], [0], 0.2, hold_s=0)
+    assert all(cars_ == [] for cars_ in
+               ([c for c in off[0][f].class_id if c == 1] for f in range(16, n)))

@@ -151,3 +151,56 @@ def test_a_recurring_scene_comes_from_the_edge_cache(mosquitto, still_scene):
     assert counts["answered"] >= 2
     assert worker.stats["ok"] + worker.stats["cached"] >= counts["answered"]
     assert worker.stats["ok"] >= 2
+
+
+def test_a_parked_object_only_the_cloud_sees_is_held_on_detections(mosquitto, still_scene):
+    """The cloud answers with an object the edge has no box for, in the same place on the
+    first and last keyframe: the agent keeps publishing it on `detections`, marked held, at
+    the cloud's score times `hold_score_factor`, for `hold_s`, then stops."""
+    cam = StillCamera(still_scene)
+    agent, publisher, cfg = make_agent(
+        mosquitto.port, [{"name": "still", "url": "synthetic://"}],
+        openers={"still": lambda: cam}, offload={"hold_s": 1.5, "hold_score_factor": 0.5})
+    base = f"osprey/{cfg.device_id}/still"
+    listen = Listener(mosquitto.port, f"{base}/detections")
+    try:
+        agent.start()
+        msgs = listen.wait(lambda ms: len(ms) >= 5, 20)
+        last = decoded(msgs, f"{base}/detections")[-1]
+        names = agent.detector.class_names
+        edge_boxes = np.array([d["box"] for d in last["detections"]] or np.zeros((0, 4)),
+                              np.float32)
+        # A box well away from every edge box: the top-left corner of the frame, or the
+        # bottom right if the edge has something there.
+        box = [2.0, 2.0, 42.0, 32.0]
+        if len(edge_boxes) and (edge_boxes[:, 0] < 60).any() and (edge_boxes[:, 1] < 50).any():
+            box = [last["width"] - 42.0, last["height"] - 32.0, last["width"] - 2.0,
+                   last["height"] - 2.0]
+        cloud = Detections(np.array([box], np.float32), np.array([0.9], np.float32),
+                           np.array([1], np.int32), names)
+        edge = Detections.empty(names)
+        f = last["frame"]
+        t_answer = time.monotonic()
+        agent.post_answer(Answer("still", "still-h", "h" * 32, "cloud",
+                                 [(f - 4, cloud), (f, cloud)], [edge, edge], 30.0,
+                                 [(f - 4, edge), (f, edge)], worker="w", model="cloud"))
+
+        def held_in(m):
+            return [d for d in m["detections"] if d.get("held")]
+
+        msgs = listen.wait(lambda ms: any(held_in(m) for m in decoded(ms, f"{base}/detections"))
+                           and time.monotonic() > t_answer + 2.5, 20)
+    finally:
+        agent.stop()
+        publisher.stop()
+        listen.close()
+    payloads = decoded(msgs, f"{base}/detections", "detections")
+    held = [(m, held_in(m)) for m in payloads if held_in(m)]
+    assert held, "no detections message carried the held object"
+    for _, items in held:
+        assert len(items) == 1
+        assert items[0]["box"] == box and items[0]["label"] == names[1]
+        assert items[0]["score"] == pytest.approx(0.45) and "track_id" not in items[0]
+    # Held for 1.5 s (about 45 frames at 30 fps), then no more.
+    assert 20 <= len(held) <= 60
+    assert not held_in(payloads[-1])
