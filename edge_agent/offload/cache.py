@@ -97,9 +97,14 @@ def agreement(a: Detections, b: Detections, score: float = 0.5, slack: float = 0
     """F1 of two sets of detections: the share of each one's detections (score >= `score`)
     that the other has too (same class, IoU >= `iou`, score >= `slack`, so a box at 0.48 in
     one and 0.52 in the other is the same), over both. 1.0 when neither has any."""
+    found, total = agreement_counts(a, b, score, slack, iou)
+    return found / total if total else 1.0
+
+
+def agreement_counts(a: Detections, b: Detections, score: float = 0.5, slack: float = 0.3,
+                     iou: float = 0.5) -> tuple[int, int]:
+    """`agreement` as (detections found in the other, detections), to pool over frames."""
     sa, sb = a[a.score >= score], b[b.score >= score]
-    if not len(sa) and not len(sb):
-        return 1.0
 
     def found(x: Detections, y: Detections) -> int:
         y = y[y.score >= slack]
@@ -108,7 +113,7 @@ def agreement(a: Detections, b: Detections, score: float = 0.5, slack: float = 0
         m = iou_matrix(x.xyxy, y.xyxy) * (x.class_id[:, None] == y.class_id[None, :])
         return int((m >= iou).any(axis=1).sum())
 
-    return (found(sa, b) + found(sb, a)) / (len(sa) + len(sb))
+    return found(sa, b) + found(sb, a), len(sa) + len(sb)
 
 
 @dataclass

@@ -460,3 +460,22 @@ def test_bench_holds_a_parked_car_the_edge_misses_for_hold_s():
     off, _ = published([clip], [w], [0], 0.2, hold_s=0)
     assert all(cars_ == [] for cars_ in
                ([c for c in off[0][f].class_id if c == 1] for f in range(16, n)))
+
+
+def test_answer_agreement_counts_pool_over_keyframes():
+    """Two answers agree box by box: same class, IoU >= 0.5, a score near the line on one
+    side still counts; pooled over keyframes one miss among many is not a disagreement."""
+    from edge_agent.offload.cache import agreement, agreement_counts
+
+    car, van = [10, 10, 60, 40], [100, 10, 160, 50]
+    a = dets([car, van], [0.9, 0.52], [1, 2])
+    b = dets([[12, 11, 61, 41], van], [0.8, 0.45], [1, 2])     # the van at 0.45: same answer
+    assert agreement_counts(a, b) == (3, 3) and agreement(a, b) == 1.0
+    c = dets([car], [0.9], [1])                                  # the van gone
+    assert agreement_counts(a, c) == (2, 3) and agreement(a, c) == pytest.approx(2 / 3)
+    d = dets([car, van], [0.9, 0.6], [1, 1])                     # the van called a car
+    assert agreement_counts(a, d) == (2, 4)
+    assert agreement(dets([], [], []), dets([], [], [])) == 1.0
+    # Ten keyframes that agree and one that misses a box: 32 of 33 over the answer.
+    counts = [agreement_counts(a, b)] * 10 + [agreement_counts(a, c)]
+    assert sum(f for f, _ in counts) / sum(t for _, t in counts) == pytest.approx(32 / 33)
