@@ -8,7 +8,8 @@ ones hold or rise; the ranking, which mAP measures, improves.
 
 The default weight, 0.35, was chosen on a training-seed clip (world 2000, normal, 20 s; the
 window gain G(0.2) of `edge-agent bench offload`): 0.459 / 0.460 / 0.462 at 0.15 / 0.25 /
-0.35, 0.446 at 0.5. On the held-out clips it is no worse than 0.5 anywhere: G(0.2) 0.576
+0.35, 0.446 at 0.5. On the held-out clips (with the keyframe choice of the time, one per
+slice) it is no worse than 0.5 anywhere: G(0.2) 0.576
 pooled over eight clips (0.576 at 0.5; 0.569 at 0.25), 0.626 and 0.468 by seed pair (0.619
 and 0.454 at 0.5). Without fusion isolated false positives survive into every frame of the
 merge (0.344 against 0.454 on seeds 1002/1003).
