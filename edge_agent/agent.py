@@ -39,7 +39,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.mqtt.payloads import SCHEMA_VERSION, camera_status_payload, detections_payload
 from edge_agent.mqtt.publisher import Publisher
 from edge_agent.offload.client import Answer
-from edge_agent.offload.hold import HOLD_MIN_SCORE, HOLD_STATIC_IOU, static_objects, with_held
+from edge_agent.offload.hold import held_from, with_held
 from edge_agent.offload.manager import OffloadManager, verified_tracks
 from edge_agent.offload.merge import merge_window
 from edge_agent.tracker import Tracker, TrackUpdate
@@ -313,10 +313,19 @@ class Agent:
                     if self._stop.is_set():
                         break
                     continue
-                self._slot.release()  # the prepare thread may pick the next frame now
                 if item is None:
+                    self._slot.release()
                     break
-                self._process(item)
+                if self._split:  # the prepare thread may pick the next frame now
+                    self._slot.release()
+                    self._process(item)
+                else:
+                    # A detector that prepares its own input (tiles, say): nothing to overlap,
+                    # so the next frame is picked when the model is free, as fresh as can be.
+                    try:
+                        self._process(item)
+                    finally:
+                        self._slot.release()
         except Exception:
             log.exception("detection loop failed")
             raise
@@ -338,7 +347,7 @@ class Agent:
         so it overlaps the next inference."""
         p, frame = item.pipe, item.frame
         if (time.monotonic() - frame.captured) * 1000 > p.cfg.max_frame_age_ms:
-            p.camera.stats.dropped_stale += 1  # it waited too long for the model
+            p.camera.count_stale()  # it waited too long for the model
             return
         t0 = time.perf_counter()
         try:
@@ -440,9 +449,7 @@ class Agent:
         keys = {idx for idx, _ in answer.frames}
         cfg = self.config.offload
         if cfg.hold_s > 0:
-            ordered = sorted(answer.frames, key=lambda kf: kf[0])
-            p.held = static_objects(ordered[0][1], ordered[-1][1], HOLD_MIN_SCORE,
-                                    HOLD_STATIC_IOU, cfg.hold_score_factor)
+            p.held = held_from(answer.frames, cfg.hold_score_factor)
             p.held_until = time.monotonic() + cfg.hold_s
         verified = []
         for tid, cls, score in verified_tracks(answer.edge[-1], answer.frames[-1][1],

@@ -30,8 +30,9 @@ def shared_detector() -> Detector:
 
 
 def make_agent(port: int, cameras: list[dict[str, Any]], openers: dict | None = None,
-               **overrides: Any) -> tuple[Agent, Publisher, EdgeConfig]:
-    """An agent with a fresh device id (retained topics of other tests never leak in)."""
+               detector: Any = None, **overrides: Any) -> tuple[Agent, Publisher, EdgeConfig]:
+    """An agent with a fresh device id (retained topics of other tests never leak in), on
+    the bundled model unless `detector` is given."""
     mqtt = {"host": "127.0.0.1", "port": port, "reconnect_min_s": 1, "reconnect_max_s": 2,
             **overrides.pop("mqtt", {})}
     config = EdgeConfig.model_validate({
@@ -39,8 +40,8 @@ def make_agent(port: int, cameras: list[dict[str, Any]], openers: dict | None = 
         "stats_interval_s": 1.0, **overrides})
     publisher = Publisher(config.mqtt, config.device_id).start()
     assert publisher.connected.wait(5), "agent did not connect to the test broker"
-    agent = Agent(config, shared_detector(), publisher, model_id="osprey_edge_ssdlite",
-                  openers=openers)
+    agent = Agent(config, detector or shared_detector(), publisher,
+                  model_id="osprey_edge_ssdlite", openers=openers)
     return agent, publisher, config
 
 

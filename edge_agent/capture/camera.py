@@ -106,13 +106,18 @@ class Camera:
                     return None
                 self._cond.wait(min(left, _SLICE_S * 4))
             frame, self._slot = self._slot, None
-        if frame is None:
-            return None
-        if (time.monotonic() - frame.captured) * 1000 > max_age_ms:
+            if frame is None:
+                return None
+            if (time.monotonic() - frame.captured) * 1000 > max_age_ms:
+                self.stats.dropped_stale += 1
+                return None
+            self.stats.taken += 1
+            return frame
+
+    def count_stale(self) -> None:
+        """A frame taken from this camera went stale before the model could run on it."""
+        with self._cond:
             self.stats.dropped_stale += 1
-            return None
-        self.stats.taken += 1
-        return frame
 
     def _status(self, state: str, reason: str | None = None) -> None:
         if state != self.state:

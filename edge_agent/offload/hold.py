@@ -46,6 +46,17 @@ def static_objects(first: Detections, last: Detections, min_score: float, static
                       np.full(len(held), -1, np.int64))
 
 
+def held_from(frames: list[tuple[int, Detections]], score_factor: float) -> Detections | None:
+    """What to hold from an answer's keyframes ((frame index, detections)): the static
+    objects between its first and last keyframe; None when it has fewer than two distinct
+    keyframes, since one frame cannot tell a parked car from a passing one."""
+    ordered = sorted(frames, key=lambda kf: kf[0])
+    if len(ordered) < 2 or ordered[0][0] == ordered[-1][0]:
+        return None
+    return static_objects(ordered[0][1], ordered[-1][1], HOLD_MIN_SCORE, HOLD_STATIC_IOU,
+                          score_factor)
+
+
 def with_held(edge: Detections, held: Detections) -> Detections:
     """The edge's detections plus the held boxes no edge box covers."""
     if not len(held):

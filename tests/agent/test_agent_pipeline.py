@@ -282,3 +282,39 @@ def test_a_frame_that_went_stale_waiting_for_the_model_is_dropped(mosquitto):
     # Age at the model's start <= 120 ms, then 200 ms of model and a little publishing; a
     # frame let through after waiting a whole run would be 400 ms old.
     assert max(d["latency_ms"] for d in dets) < max_age + delay * 1000 + 60
+
+
+class _SlowWholeDetector:
+    """A detector that prepares its own input (like the tiled one): image in, detections out,
+    200 ms a call."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.class_names = inner, inner.class_names
+        self.calls: list[float] = []
+
+    def __call__(self, image):
+        self.calls.append(time.monotonic())
+        time.sleep(0.2)
+        return self.inner(image)
+
+
+def test_a_detector_that_prepares_its_own_input_gets_the_freshest_frame(mosquitto):
+    """Nothing to prepare ahead for such a detector, so its next frame is picked when it is
+    free: a 200 ms model with frames of at most 120 ms loses none to staleness."""
+    from agent_kit import shared_detector
+
+    slow = _SlowWholeDetector(shared_detector())
+    agent, publisher, _ = make_agent(mosquitto.port, [{
+        "name": "cam", "url": "synthetic://?seed=15&fps=30&seconds=3",
+        "max_frame_age_ms": 120}], detector=slow)
+    agent.start()
+    assert agent.wait(60)
+    agent.stop()
+    publisher.stop()
+    pipe = agent.pipelines[0]
+    stats = pipe.camera.stats
+    assert pipe.processed == len(slow.calls) >= 10
+    # Every frame taken went into the model: none waited there until it was stale (the
+    # stream's last frame may go stale in the camera's slot while the model runs).
+    assert stats.taken == pipe.processed and stats.dropped_stale <= 1
+    assert pipe.processed + stats.dropped_unread + stats.dropped_stale == stats.frames_in

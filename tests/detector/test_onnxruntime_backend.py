@@ -97,3 +97,43 @@ def test_the_agent_session_leaves_a_core(tmp_path):
     # The cloud's (and any plain) runtime keeps the library's default.
     plain = OnnxRuntimeBackend.from_config(path, RuntimeConfig(providers=["cpu"]))
     assert plain.session.get_session_options().intra_op_num_threads == 0
+
+
+def _fake_sys(root, cores: list[tuple[int, int]], cpu_max: str | None = None,
+              v1: tuple[int, int] | None = None):
+    """A /sys with each CPU of this process's affinity on the given (package, core)."""
+    import os
+
+    for cpu, (package, core) in zip(sorted(os.sched_getaffinity(0)), cores, strict=False):
+        topo = root / f"devices/system/cpu/cpu{cpu}/topology"
+        topo.mkdir(parents=True)
+        (topo / "physical_package_id").write_text(f"{package}\n")
+        (topo / "core_id").write_text(f"{core}\n")
+    if cpu_max is not None:
+        (root / "fs/cgroup").mkdir(parents=True, exist_ok=True)
+        (root / "fs/cgroup/cpu.max").write_text(cpu_max)
+    if v1 is not None:
+        (root / "fs/cgroup/cpu").mkdir(parents=True, exist_ok=True)
+        (root / "fs/cgroup/cpu/cpu.cfs_quota_us").write_text(str(v1[0]))
+        (root / "fs/cgroup/cpu/cpu.cfs_period_us").write_text(str(v1[1]))
+    return root
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="not Linux")
+def test_available_cores_counts_physical_cores_within_the_quota(tmp_path):
+    import os
+
+    n = len(os.sched_getaffinity(0))
+    if n < 2:
+        pytest.skip(f"this process may use {n} CPU; the cases need two")
+    distinct = [(0, i) for i in range(n)]
+    assert available_cores(_fake_sys(tmp_path / "a", distinct)) == n
+    # Two hyperthreads of one core are one core.
+    assert available_cores(_fake_sys(tmp_path / "b", [(0, 0)] * n)) == 1
+    # A cgroup quota of 1.5 CPUs (v2) or 1 CPU (v1) caps it; "max" does not.
+    assert available_cores(_fake_sys(tmp_path / "c", distinct, "150000 100000\n")) == min(n, 2)
+    assert available_cores(_fake_sys(tmp_path / "d", distinct, "max 100000\n")) == n
+    assert available_cores(_fake_sys(tmp_path / "e", distinct, v1=(100000, 100000))) == 1
+    assert available_cores(_fake_sys(tmp_path / "f", distinct, v1=(-1, 100000))) == n
+    # No topology at all: one core per CPU.
+    assert available_cores(tmp_path / "none") == n

@@ -479,3 +479,13 @@ def test_answer_agreement_counts_pool_over_keyframes():
     # Ten keyframes that agree and one that misses a box: 32 of 33 over the answer.
     counts = [agreement_counts(a, b)] * 10 + [agreement_counts(a, c)]
     assert sum(f for f, _ in counts) / sum(t for _, t in counts) == pytest.approx(32 / 33)
+
+
+def test_nothing_is_held_from_a_single_keyframe():
+    from edge_agent.offload.hold import held_from
+
+    car = dets([[100, 100, 180, 150]], [0.9], [1])
+    assert held_from([(7, car)], 0.5) is None                     # parked or passing? unknown
+    assert held_from([(7, car), (7, car)], 0.5) is None
+    held = held_from([(12, car), (4, car)], 0.5)                  # any order
+    assert len(held) == 1 and held.score[0] == pytest.approx(0.45)

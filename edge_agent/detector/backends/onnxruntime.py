@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -50,12 +51,42 @@ def resolve_providers(wanted: list[str], available: list[str], precision: str,
     return out
 
 
-def available_cores() -> int:
-    """CPUs this process may run on (a container's or taskset's limit, not the machine's)."""
+def available_cores(sys_root: Path = Path("/sys")) -> int:
+    """Physical cores this process may use: the CPUs of its affinity mask (taskset, cpusets),
+    hyperthreads of one core counted once (ONNX Runtime's own default counts cores, not
+    threads), and at most a cgroup CPU quota (`docker --cpus`, Kubernetes limits)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+    cores = set()
+    for cpu in cpus:
+        topo = sys_root / f"devices/system/cpu/cpu{cpu}/topology"
+        try:
+            cores.add(((topo / "physical_package_id").read_text().strip(),
+                       (topo / "core_id").read_text().strip()))
+        except OSError:  # no topology (some containers): one core per CPU
+            cores.add(("cpu", str(cpu)))
+    n = len(cores)
+    quota = cgroup_cpu_quota(sys_root)
+    if quota is not None:
+        n = min(n, math.ceil(quota))
+    return max(1, n)
+
+
+def cgroup_cpu_quota(sys_root: Path = Path("/sys")) -> float | None:
+    """CPUs' worth of time the cgroup may use (v2 `cpu.max`, v1 CFS quota); None: no limit."""
+    try:
+        quota, period = (sys_root / "fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((sys_root / "fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period_us = int((sys_root / "fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
 
 
 def intra_op_threads(runtime: RuntimeConfig, providers: list[str | tuple[str, dict]],
@@ -94,22 +125,32 @@ class OnnxRuntimeBackend:
             raise ModelError(f"model file {path} not found: check model.path (or --model)")
         providers = resolve_providers(runtime.providers, ort.get_available_providers(),
                                       runtime.precision, runtime.engine_cache_dir)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_threads(runtime, providers)
-        opts.inter_op_num_threads = runtime.inter_op_threads
-        if not runtime.spin:
-            # Idle intra-op threads spin for a while after each run by default: fine for a
-            # benchmark loop, but on a small CPU they starve the capture, tracking and
-            # publishing threads that run between inferences.
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
+
+        def session_with(threads: int):
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = runtime.inter_op_threads
+            if not runtime.spin:
+                # Idle intra-op threads spin for a while after each run by default: fine for
+                # a benchmark loop, but on a small CPU they starve the capture, tracking and
+                # publishing threads that run between inferences.
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            opts.log_severity_level = 3
+            try:
+                return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+            except Exception as exc:  # ORT raises its own exception types for bad files
+                raise ModelError(f"ONNX Runtime cannot load {path}: {exc}") from None
+
         if any(isinstance(p, tuple) for p in providers):
             runtime.engine_cache_dir.expanduser().mkdir(parents=True, exist_ok=True)
-        try:
-            session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        except Exception as exc:  # ORT raises its own exception types for bad files
-            raise ModelError(f"ONNX Runtime cannot load {path}: {exc}") from None
+        threads = intra_op_threads(runtime, providers)
+        session = session_with(threads)
+        # A GPU provider that is in the build but cannot run here (no driver, no device) falls
+        # back to the CPU silently: the threads are then the CPU's to set.
+        ran = intra_op_threads(runtime, session.get_providers())
+        if ran != threads:
+            session = session_with(ran)
         backend = cls(session, str(path))
         log.info("model %s runs on %s (asked for %s)", path.name, backend.provider,
                  ", ".join(p if isinstance(p, str) else p[0] for p in providers))
