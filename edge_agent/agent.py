@@ -453,7 +453,7 @@ class Agent:
             p.held_until = time.monotonic() + cfg.hold_s
         verified = []
         for tid, cls, score in verified_tracks(answer.edge[-1], answer.frames[-1][1],
-                                               self.config.offload.verify_min_score):
+                                               cfg.verify_min_score):
             if not any(t.track_id == tid for t in p.tracker.tracks):
                 continue  # the track ended meanwhile
             p.overrides[tid] = cls

@@ -496,20 +496,8 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
             "oracle_reusable": count["oracle"],
             "reuse_captured": count["correct"] / count["oracle"] if count["oracle"] else None,
             "false_hits": count["false"], "false_hit_rate": count["false"] / max(1, hits),
-            "every_keyframe": {
-                "oracle_reusable": count["frame_oracle"],
-                "reuse_captured": (count["frame_correct"] / count["frame_oracle"]
-                                   if count["frame_oracle"] else None),
-                "false_hits": hits - count["frame_correct"],
-                "false_hit_rate": (hits - count["frame_correct"]) / max(1, hits),
-            },
-            "single_frame": {
-                "oracle_reusable": count["single_oracle"],
-                "reuse_captured": (count["single_correct"] / count["single_oracle"]
-                                   if count["single_oracle"] else None),
-                "false_hits": hits - count["single_correct"],
-                "false_hit_rate": (hits - count["single_correct"]) / max(1, hits),
-            },
+            "every_keyframe": _judged(count["frame_oracle"], count["frame_correct"], hits),
+            "single_frame": _judged(count["single_oracle"], count["single_correct"], hits),
             "truth": {
                 "same_scene_windows": count["truth_oracle"],
                 "reuse_captured": (count["truth_correct"] / count["truth_oracle"]
@@ -521,6 +509,14 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
             "near_duplicate_windows": count["near_duplicate_windows"],
             "near_duplicate_hits": count["near_duplicate_hits"],
             "hits_detail": diag}
+
+
+def _judged(oracle: int, correct: int, hits: int) -> dict[str, Any]:
+    """Cache figures under one way of judging a hit: `oracle` windows it calls reusable,
+    `correct` of the `hits` it calls right."""
+    return {"oracle_reusable": oracle,
+            "reuse_captured": correct / oracle if oracle else None,
+            "false_hits": hits - correct, "false_hit_rate": (hits - correct) / max(1, hits)}
 
 
 def _sha(path: Path) -> str:

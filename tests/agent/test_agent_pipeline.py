@@ -239,6 +239,15 @@ def _slow_agent(port: int, delay_s: float, camera: dict):
     return agent, publisher, cfg, model, adapter
 
 
+def _run_to_end(agent, publisher):
+    """Run the agent until its one camera's stream ends; its pipeline and capture stats."""
+    agent.start()
+    assert agent.wait(60)
+    agent.stop()
+    publisher.stop()
+    return agent.pipelines[0], agent.pipelines[0].camera.stats
+
+
 def test_the_next_frame_is_prepared_while_the_model_runs(mosquitto):
     """Preprocessing runs on its own thread while the model runs on the frame before, so the
     model goes from one frame to the next without waiting on it."""
@@ -268,12 +277,7 @@ def test_a_frame_that_went_stale_waiting_for_the_model_is_dropped(mosquitto):
         "name": "cam", "url": "synthetic://?seed=14&fps=30&seconds=3",
         "max_frame_age_ms": max_age})
     listen = Listener(mosquitto.port, f"osprey/{cfg.device_id}/cam/detections")
-    agent.start()
-    assert agent.wait(60)
-    agent.stop()
-    publisher.stop()
-    pipe = agent.pipelines[0]
-    stats = pipe.camera.stats
+    pipe, stats = _run_to_end(agent, publisher)
     dets = decoded(listen.wait(lambda ms: len(ms) >= pipe.processed),
                    f"osprey/{cfg.device_id}/cam/detections", "detections")
     listen.close()
@@ -307,12 +311,7 @@ def test_a_detector_that_prepares_its_own_input_gets_the_freshest_frame(mosquitt
     agent, publisher, _ = make_agent(mosquitto.port, [{
         "name": "cam", "url": "synthetic://?seed=15&fps=30&seconds=3",
         "max_frame_age_ms": 120}], detector=slow)
-    agent.start()
-    assert agent.wait(60)
-    agent.stop()
-    publisher.stop()
-    pipe = agent.pipelines[0]
-    stats = pipe.camera.stats
+    pipe, stats = _run_to_end(agent, publisher)
     assert pipe.processed == len(slow.calls) >= 10
     # Every frame taken went into the model: none waited there until it was stale (the
     # stream's last frame may go stale in the camera's slot while the model runs).
