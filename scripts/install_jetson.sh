@@ -7,7 +7,7 @@
 #       --broker broker.example.net:8883 --ca-file ca.crt \
 #       --mqtt-user jetson-gate-01 --mqtt-password-file ./mqtt-password
 #
-#   scripts/install_jetson.sh --dry-run --assume-l4t 36.3 ...   # print every action, do nothing
+#   scripts/install_jetson.sh --dry-run --assume-l4t 36.4 ...   # print every action, do nothing
 #
 # Details: docs/deployment.md.
 set -euo pipefail
@@ -19,7 +19,10 @@ ETC=/etc/osprey
 CACHE=/var/cache/osprey
 UNIT=/etc/systemd/system/edge-agent.service
 SERVICE_USER=osprey
-ORT_INDEX=https://pypi.jetson-ai-lab.io/jp6/cu126
+# Jetson wheels of onnxruntime-gpu, by CUDA release: JetPack 6.0 has CUDA 12.2, 6.1 and 6.2
+# have 12.6. The index is chosen from this machine's CUDA unless --ort-index is given.
+ORT_INDEX_BASE=https://pypi.jetson-ai-lab.io/jp6
+ORT_INDEX=""
 APT_PACKAGES=(python3-venv python3-dev python3-pip build-essential python3-libnvinfer
               nvidia-opencv)
 
@@ -41,8 +44,9 @@ usage: install_jetson.sh --camera URL [--camera URL ...] --broker HOST[:PORT] [o
   --mqtt-password-file F    file holding the broker password (copied to $ETC/mqtt-password)
   --ca-file F               CA certificate of the broker: enables TLS (copied to $ETC/ca.crt)
   --precision P             int8 (default), fp16 or fp32
-  --ort-wheel FILE|URL      onnxruntime-gpu wheel to install (default: from $ORT_INDEX)
-  --ort-index URL           index of Jetson wheels (default $ORT_INDEX)
+  --ort-wheel FILE|URL      onnxruntime-gpu wheel to install (default: from the Jetson wheel index)
+  --ort-index URL           index of Jetson wheels (default $ORT_INDEX_BASE/cu122 on CUDA
+                            12.2 to 12.5, $ORT_INDEX_BASE/cu126 on 12.6 and later)
   --force-config            overwrite $ETC/edge.yaml even if it was changed
   --no-start                install and enable the service, but do not (re)start it
   --dry-run                 print every action, change nothing (works on any machine)
@@ -190,7 +194,7 @@ check_platform() {
   local l4t major cuda py
   l4t=$(l4t_release)
   [ -n "$l4t" ] || die "this is not a Jetson: /etc/nv_tegra_release not found" \
-    "run this on a Jetson with JetPack 6; elsewhere install with pip (README, 'Install'); to preview the steps anywhere: --dry-run --assume-l4t 36.3"
+    "run this on a Jetson with JetPack 6; elsewhere install with pip (README, 'Install'); to preview the steps anywhere: --dry-run --assume-l4t 36.4"
   major=${l4t%%.*}
   case $major in
     32) die "L4T r$l4t is JetPack 4 (Python 3.6, TensorRT 8.2 without the name-based API): not supported" \
@@ -211,11 +215,27 @@ check_platform() {
   cuda=$(cuda_version)
   [ -n "$cuda" ] || die "CUDA not found in /usr/local/cuda (needed by TensorRT and pycuda)" \
     "sudo apt-get install nvidia-jetpack (CUDA, cuDNN, TensorRT, OpenCV), then rerun"
-  say "  CUDA $cuda"
+  local cmaj=${cuda%%.*} cmin=${cuda#*.}
+  cmin=${cmin%%.*}
+  [[ $cmaj =~ ^[0-9]+$ && $cmin =~ ^[0-9]+$ ]] || die "cannot read the CUDA version '$cuda'" \
+    "check /usr/local/cuda/version.json, or give --assume-cuda X.Y"
+  if [ "$cmaj" -lt 12 ] || { [ "$cmaj" = 12 ] && [ "$cmin" -lt 2 ]; }; then
+    die "CUDA $cuda is older than JetPack 6's 12.2: a mixed or downgraded install" \
+      "JetPack 6 ships CUDA 12.2 or later: sudo apt-get install nvidia-jetpack, or reflash JetPack 6"
+  fi
+  if [ -z "$ORT_INDEX" ]; then
+    if [ "$cmaj" = 12 ] && [ "$cmin" -lt 6 ]; then ORT_INDEX=$ORT_INDEX_BASE/cu122; else ORT_INDEX=$ORT_INDEX_BASE/cu126; fi
+  fi
+  say "  CUDA $cuda (onnxruntime-gpu wheels from $ORT_INDEX)"
   py=$(python_version)
   [ -n "$py" ] || die "python3 not found" "sudo apt-get install python3"
-  if [ "${py%%.*}" -lt 3 ] || { [ "${py%%.*}" = 3 ] && [ "${py#*.}" -lt 10 ]; }; then
+  local pmaj=${py%%.*} pmin=${py#*.}
+  if [ "$pmaj" -lt 3 ] || { [ "$pmaj" = 3 ] && [ "$pmin" -lt 10 ]; }; then
     die "Python $py is too old: Osprey needs 3.10 to 3.12 (JetPack 6 ships 3.10)" "use JetPack 6; its python3 is 3.10"
+  fi
+  if [ "$pmaj" -gt 3 ] || [ "$pmin" -gt 12 ]; then
+    die "Python $py is newer than Osprey supports (3.10 to 3.12), and JetPack's TensorRT and OpenCV bindings are built for its own python3 (3.10)" \
+      "run the script with JetPack 6's python3 (3.10): make sure 'python3' on PATH is /usr/bin/python3"
   fi
   say "  Python $py"
 }
@@ -274,6 +294,10 @@ make_venv() {
 numpy<2"
 }
 
+# A session on the bundled model that really runs on CUDA (get_available_providers() lists
+# what the wheel was built with, not what loads on this machine).
+ORT_CUDA_CHECK="import onnxruntime as o; s = o.InferenceSession('$SRC_DIR/models/edge/osprey_edge_ssdlite.onnx', providers=['CUDAExecutionProvider']); assert s.get_providers()[0] == 'CUDAExecutionProvider'"
+
 vpip() { run "$(p "$VENV")/bin/python" -m pip "$@" --constraint "$(p "$CONSTRAINTS")"; }
 
 venv_has() {
@@ -300,8 +324,8 @@ install_pycuda() {
 install_onnxruntime() {
   step "ONNX Runtime: the Jetson onnxruntime-gpu wheel, else the CPU package"
   FIX="check the network; give a wheel with --ort-wheel (from the Jetson wheel index, or NVIDIA's Jetson downloads)"
-  if venv_has "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()"; then
-    say "  onnxruntime with CUDA is installed"
+  if venv_has "$ORT_CUDA_CHECK"; then
+    say "  onnxruntime with CUDA is installed and runs the model on the GPU"
     return
   fi
   local python
@@ -318,7 +342,11 @@ install_onnxruntime() {
     vpip install onnxruntime
     return
   fi
-  attempt "$python" -m pip install --constraint "$(p "$CONSTRAINTS")" "${gpu[@]}" && return
+  if attempt "$python" -m pip install --constraint "$(p "$CONSTRAINTS")" "${gpu[@]}"; then
+    venv_has "$ORT_CUDA_CHECK" && return
+    warn "onnxruntime-gpu is installed but its CUDA provider does not load here (a wheel for another CUDA or JetPack?): the agent will run ONNX Runtime on the CPU. Fix: give the wheel that matches CUDA $(cuda_version) with --ort-wheel or --ort-index, and rerun"
+    return
+  fi
   warn "no onnxruntime-gpu wheel for this JetPack from ${ORT_WHEEL:-$ORT_INDEX}: installing the CPU package (TensorRT still runs the model; ONNX Runtime is its fallback)"
   vpip install onnxruntime
 }
@@ -424,7 +452,7 @@ write_config() {
 }
 
 install_unit() {
-  step "systemd unit edge-agent.service: installed, enabled$([ "$START" = 1 ] && printf ', (re)started')"
+  step "systemd unit edge-agent.service: installed and enabled (stopped while doctor checks)"
   FIX="journalctl -u edge-agent -n 50 says why the service does not start"
   command -v systemctl >/dev/null || die "systemctl not found: this script installs a systemd service" "use JetPack's Ubuntu, which runs systemd"
   write_file "$(p "$UNIT")" 0644 root:root "$(<"$SRC_DIR/deploy/systemd/edge-agent.service")"
@@ -435,9 +463,19 @@ install_unit() {
   fi
   run systemctl daemon-reload
   run systemctl enable edge-agent.service
-  if [ "$START" = 1 ]; then
-    run systemctl restart edge-agent.service
+  # doctor opens the cameras itself: a running agent would hold a USB or CSI camera.
+  if [ "$DRY_RUN" = 1 ] || systemctl is-active --quiet edge-agent.service; then
+    run systemctl stop edge-agent.service
   fi
+}
+
+start_service() {
+  if [ "$START" = 0 ] || [ -n "$ROOT" ]; then
+    return 0
+  fi
+  step "Start edge-agent.service"
+  FIX="journalctl -u edge-agent -n 50 says why the service does not start"
+  run systemctl start edge-agent.service
 }
 
 run_doctor() {
@@ -474,9 +512,10 @@ main() {
   write_config
   install_unit
   run_doctor
+  start_service
   say ""
   if [ "$PROBLEMS" = 1 ]; then
-    die "installed, but doctor found problems (the FAIL lines above)" \
+    die "installed$([ "$START" = 1 ] && [ -z "$ROOT" ] && printf ' and started'), but doctor found problems (the FAIL lines above)" \
       "fix them, then: sudo systemctl restart edge-agent; journalctl -u edge-agent -f"
   fi
   say "Osprey edge agent installed as edge-agent.service (device $DEVICE_ID)."

@@ -18,7 +18,7 @@ SCRIPT = REPO / "scripts" / "install_jetson.sh"
 UNIT = REPO / "deploy" / "systemd" / "edge-agent.service"
 SHELL_SCRIPTS = [SCRIPT, REPO / "deploy/compose/gen-certs.sh",
                  REPO / "deploy/docker/cloud-entrypoint.sh"]
-JETSON = ("--assume-l4t", "36.3", "--assume-python", "3.10", "--assume-cuda", "12.6")
+JETSON = ("--assume-l4t", "36.4", "--assume-python", "3.10", "--assume-cuda", "12.6")
 
 
 def install(*args: str) -> subprocess.CompletedProcess:
@@ -143,13 +143,54 @@ def test_a_venv_without_system_packages_is_refused(inputs):
 @pytest.mark.parametrize("assume, says", [
     (("--assume-l4t", "35.4"), "JetPack 5 (Python 3.8): not supported"),
     (("--assume-l4t", "32.7"), "JetPack 4 (Python 3.6"),
-    (("--assume-l4t", "36.3", "--assume-python", "3.8"), "Python 3.8 is too old"),
+    (("--assume-l4t", "36.4", "--assume-python", "3.8"), "Python 3.8 is too old"),
+    (("--assume-l4t", "36.4", "--assume-python", "3.13"), "Python 3.13 is newer than"),
+    (("--assume-l4t", "36.4", "--assume-cuda", "11.4"), "CUDA 11.4 is older than JetPack 6"),
 ])
 def test_unsupported_platforms_are_named(assume, says):
-    done = install("--dry-run", *assume, "--assume-cuda", "12.6", "--camera", "usb://0",
-                   "--broker", "b")
+    done = install("--dry-run", "--assume-python", "3.10", "--assume-cuda", "12.6", *assume,
+                   "--camera", "usb://0", "--broker", "b")
     assert done.returncode == 1
     assert says in done.stderr and "fix: " in done.stderr
+
+
+@pytest.mark.parametrize("l4t, cuda, index", [
+    ("36.3", "12.2", "https://pypi.jetson-ai-lab.io/jp6/cu122"),  # JetPack 6.0
+    ("36.4", "12.6", "https://pypi.jetson-ai-lab.io/jp6/cu126"),  # JetPack 6.1, 6.2
+])
+def test_the_onnxruntime_wheels_follow_the_cuda_version(inputs, l4t, cuda, index):
+    done = install("--dry-run", "--assume-l4t", l4t, "--assume-python", "3.10",
+                   "--assume-cuda", cuda, "--root", str(inputs / "root"),
+                   "--camera", "usb://0", "--broker", "b")
+    assert done.returncode == 0, done.stderr
+    assert f"onnxruntime-gpu --extra-index-url {index} " in done.stdout
+    other = "cu126" if index.endswith("cu122") else "cu122"
+    assert other not in done.stdout
+    given = install("--dry-run", "--assume-l4t", l4t, "--assume-python", "3.10",
+                    "--assume-cuda", cuda, "--root", str(inputs / "root"), "--camera",
+                    "usb://0", "--broker", "b", "--ort-index", "https://wheels.example/jp6")
+    assert "onnxruntime-gpu --extra-index-url https://wheels.example/jp6 " in given.stdout
+
+
+def test_doctor_runs_while_the_service_is_stopped_then_it_starts():
+    """A running agent holds a USB or CSI camera: doctor, which opens every camera, runs
+    between stopping the service and starting it."""
+    done = install("--dry-run", *JETSON, "--camera", "usb://0", "--broker", "b")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+
+    def at(text: str) -> int:
+        found = [i for i, line in enumerate(lines) if text in line]
+        assert len(found) == 1, (text, found)
+        return found[0]
+
+    enable = at("$ systemctl enable edge-agent.service")
+    stop, start = at("$ systemctl stop edge-agent.service"), at("$ systemctl start edge-agent")
+    doctor = at("[dry-run] $ runuser -u osprey -- /opt/osprey/venv/bin/edge-agent doctor")
+    assert enable < stop < doctor < start
+    assert "restart" not in "\n".join(lines[enable:])
+    quiet = install("--dry-run", *JETSON, "--camera", "usb://0", "--broker", "b", "--no-start")
+    assert "systemctl start" not in quiet.stdout and "edge-agent doctor" in quiet.stdout
 
 
 def test_off_a_jetson_it_says_so():
@@ -189,8 +230,8 @@ def test_the_unit_runs_the_agent_as_its_user_and_restarts_with_backoff():
     s = unit_settings()
     assert s["User"] == ["osprey"] and s["Restart"] == ["on-failure"]
     assert s["ExecStart"] == ["/opt/osprey/venv/bin/edge-agent run --config /etc/osprey/edge.yaml"]
-    assert {"RestartSec", "RestartSteps", "RestartMaxDelaySec", "StartLimitIntervalSec",
-            "StartLimitBurst"} <= s.keys()
+    assert {"RestartSec", "RestartSteps", "RestartMaxDelaySec"} <= s.keys()
+    assert s["StartLimitIntervalSec"] == ["0"]  # a field device never stays down
     assert s["KillSignal"] == ["SIGTERM"] and s["StandardOutput"] == ["journal"]
     # the engine cache the template configures is the directory systemd makes for the user
     template = (REPO / "deploy/templates/edge.yaml.in").read_text()
