@@ -3,10 +3,14 @@
 For each keyframe's detections (after fusion), crops are embedded once and read two ways:
 - labels: the detector's distribution (its label at its score, the rest spread evenly) and
   the text model's softmax over the class prompts are combined log-linearly,
-  `q(c) ~ p_det(c)^(1-w) * p_text(c)^w`; the label becomes argmax q. The score (how sure the
-  object is there) stays the detector's.
+  `q(c) ~ p_det(c)^(1-w) * p_text(c)^w` (normalised over the classes); the label becomes
+  argmax q and the score q of that label. Where the text model agrees with a sure detector
+  the score barely moves; where it corroborates an unsure one the score rises, and a
+  relabelled detection is scored for its new label, not the one the detector gave.
 - queries: each of the camera's text queries is a match for a detection when the model's
-  match probability reaches the threshold.
+  match probability reaches the threshold. A query with a word the model does not know is
+  refused, with the reason, instead of being read without that word ("a crimson car" is not
+  "a car").
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from cloud_fallback.textimage import TextImageModel
 from edge_agent.detector.detections import Detections
-from edge_agent.offload.protocol import WireMatch
+from edge_agent.offload.protocol import RefusedQuery, WireMatch
 
 
 @dataclass
@@ -25,6 +29,7 @@ class OpinionStats:
     crops: int = 0
     relabelled: int = 0
     matches: int = 0
+    refused_queries: int = 0
 
 
 @dataclass
@@ -37,45 +42,69 @@ class TextOpinion:
     max_crops: int = 256
     stats: OpinionStats = field(default_factory=OpinionStats)
 
-    def combine(self, dets: Detections, p_text: np.ndarray) -> np.ndarray:
-        """New class ids for `dets` given the text model's class distribution (n, C)."""
+    def combine(self, dets: Detections, p_text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class ids, scores) of `dets` given the text model's class distribution (n, C)."""
         w, c = self.label_weight, len(self.class_names)
         if w <= 0 or c < 2:
-            return dets.class_id.copy()
+            return dets.class_id.copy(), dets.score.copy()
         s = np.clip(dets.score, 0.02, 0.98)[:, None]
         p_det = np.broadcast_to((1 - s) / (c - 1), (len(dets), c)).copy()
         p_det[np.arange(len(dets)), dets.class_id] = s[:, 0]
-        q = (1 - w) * np.log(p_det) + w * np.log(np.clip(p_text, 1e-6, 1.0))
-        return q.argmax(axis=1).astype(np.int32)
+        log_q = (1 - w) * np.log(p_det) + w * np.log(np.clip(p_text, 1e-6, 1.0))
+        log_q -= log_q.max(axis=1, keepdims=True)
+        q = np.exp(log_q)
+        q /= q.sum(axis=1, keepdims=True)
+        label = q.argmax(axis=1)
+        return label.astype(np.int32), q[np.arange(len(dets)), label].astype(np.float32)
+
+    def read_queries(self, queries: list[str]
+                     ) -> tuple[list[tuple[str, str]], list[RefusedQuery]]:
+        """(query, text the model reads) for each query it can read, and the refused ones
+        with the reason (words it does not know)."""
+        usable, refused = [], []
+        for query in dict.fromkeys(queries):
+            text, unknown = self.model.read_query(query)
+            if unknown:
+                refused.append(RefusedQuery(query=query, reason=(
+                    f"the image-text model {self.model.name!r} does not know "
+                    f"{', '.join(repr(u) for u in unknown)}")))
+            else:
+                usable.append((query, text))
+        return usable, refused
 
     def apply(self, images: list[np.ndarray], frames: list[Detections], indices: list[int],
               scales: list[tuple[float, float]], queries: list[str]
               ) -> tuple[list[Detections], list[WireMatch]]:
-        """Relabelled detections per keyframe and the query matches. `scales` map a keyframe's
-        decoded pixels to the boxes' frame pixels (the keyframe may travel smaller)."""
+        """Relabelled detections per keyframe and the matches of the queries it can read
+        (`read_queries`). `scales` map a keyframe's decoded pixels to the boxes' frame pixels
+        (the keyframe may travel smaller). The crop budget is shared evenly by the keyframes,
+        what one leaves unused going to the next."""
         budget = self.max_crops
         out, matches = [], []
-        query_emb = self.model.encode_texts(list(queries)) if queries else None
-        for image, dets, index, (sx, sy) in zip(images, frames, indices, scales, strict=True):
-            if not len(dets) or budget <= 0:
+        usable, _ = self.read_queries(list(queries))
+        query_emb = self.model.encode_texts([t for _, t in usable]) if usable else None
+        for n, (image, dets, index, (sx, sy)) in enumerate(
+                zip(images, frames, indices, scales, strict=True)):
+            share = budget // max(1, len(images) - n)
+            if not len(dets) or share <= 0:
                 out.append(dets)
                 continue
             boxes = dets.xyxy / np.array([sx, sy, sx, sy], np.float32)
             sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             pick = np.flatnonzero(sides >= self.min_side_px)
-            pick = pick[np.argsort(-dets.score[pick], kind="stable")][:budget]
+            pick = pick[np.argsort(-dets.score[pick], kind="stable")][:share]
             if not len(pick):
                 out.append(dets)
                 continue
             budget -= len(pick)
             self.stats.crops += len(pick)
             emb = self.model.encode_crops(self.model.crops(image, boxes[pick]))
-            class_id = dets.class_id.copy()
+            class_id, score = dets.class_id.copy(), dets.score.copy()
             if self.class_names:
                 p_text = self.model.class_distribution(emb, self.class_names)
-                class_id[pick] = self.combine(dets[pick], p_text)
+                class_id[pick], score[pick] = self.combine(dets[pick], p_text)
                 self.stats.relabelled += int((class_id != dets.class_id).sum())
-            relabelled = Detections(dets.xyxy, dets.score, class_id, dets.class_names,
+            relabelled = Detections(dets.xyxy, score, class_id, dets.class_names,
                                     dets.track_id)
             out.append(relabelled)
             if query_emb is not None:
@@ -86,7 +115,7 @@ class TextOpinion:
                     label = self.class_names[cid] if cid < len(self.class_names) else \
                         f"class_{cid}"
                     matches.append(WireMatch(
-                        query=queries[q], score=round(float(prob[i, q]), 4), index=index,
+                        query=usable[q][0], score=round(float(prob[i, q]), 4), index=index,
                         box=[round(float(v), 1) for v in dets.xyxy[j]], label=label,
                         class_id=cid))
         self.stats.matches += len(matches)

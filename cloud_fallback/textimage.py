@@ -101,6 +101,7 @@ class TextImageModel:
     text_session: object
     tokenizer: object
     _text_cache: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
+    _queries: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, folder: str | Path, providers: list[str] | None = None) -> TextImageModel:
@@ -129,12 +130,32 @@ class TextImageModel:
             text = ort.InferenceSession(str(paths["text_encoder"]), opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"image-text encoders in {folder} do not load: {exc}") from None
-        tok = Tokenizer.from_file(str(paths["tokenizer"]))
+        try:
+            tok = Tokenizer.from_file(str(paths["tokenizer"]))
+        except Exception as exc:  # tokenizers raises a plain Exception on a bad file
+            raise ModelError(f"{paths['tokenizer']} is not a tokenizers tokenizer.json: "
+                             f"{exc}") from None
         tok.enable_padding(length=spec.max_length, pad_id=spec.pad_id)
         tok.enable_truncation(spec.max_length)
         model = cls(folder, spec, image, text, tok)
         model._check_inputs()
+        model._check_embeddings()
         return model
+
+    def _check_embeddings(self) -> None:
+        """Both encoders run, and into one space: a pair exported with mismatched heads
+        would otherwise fail on every request."""
+        s = self.spec.image_size
+        try:
+            img = self.encode_crops(np.full((1, s, s, 3), 114, np.uint8))
+            txt = self.encode_texts([self.spec.prompt.format(label="object")])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"the image-text encoders in {self.folder} do not run on a "
+                             f"{s}x{s} crop and a text: {exc}") from None
+        if img.ndim != 2 or txt.ndim != 2 or img.shape[1] != txt.shape[1]:
+            raise ModelError(f"the image-text encoders in {self.folder} do not share an "
+                             f"embedding space: the image encoder gives {img.shape[1:]}, "
+                             f"the text encoder {txt.shape[1:]}")
 
     def _check_inputs(self) -> None:
         img = self.image_session.get_inputs()
@@ -185,6 +206,42 @@ class TextImageModel:
                     self._text_cache.popitem(last=False)
         return np.stack([self._text_cache[t] for t in texts]) if texts else \
             np.zeros((0, 0), np.float32)
+
+    def read_query(self, text: str) -> tuple[str, list[str]]:
+        """`text` as the model will read it, and the words of it the tokenizer does not know
+        (they would read as [UNK], which the model ignores: "a crimson car" would match
+        every car). A plural whose singular is known reads as the singular ("red cars" as
+        "red car"). A tokenizer without an unknown token (CLIP's byte-level BPE) knows every
+        word."""
+        if text in self._queries:
+            return self._queries[text]
+        unk = self._unk_id()
+        words, unknown = text.split(), []
+        if unk is not None:
+            for i, word in enumerate(words):
+                if not self._unknown(word, unk):
+                    continue
+                singular = word[:-1] if len(word) > 3 and word.lower().endswith("s") else ""
+                if singular and not self._unknown(singular, unk):
+                    words[i] = singular
+                else:
+                    unknown.append(word)
+        out = (" ".join(words), unknown)
+        if len(self._queries) > 4096:  # queries come from every device: keep it bounded
+            self._queries.clear()
+        self._queries[text] = out
+        return out
+
+    def _unk_id(self) -> int | None:
+        if not hasattr(self, "_unk"):
+            model = json.loads(self.tokenizer.to_str()).get("model", {})
+            token = model.get("unk_token")
+            self._unk = self.tokenizer.token_to_id(token) if token else None
+        return self._unk
+
+    def _unknown(self, word: str, unk: int) -> bool:
+        enc = self.tokenizer.encode(word)
+        return any(i == unk for i, m in zip(enc.ids, enc.attention_mask, strict=True) if m)
 
     # readings ------------------------------------------------------------------------------
 

@@ -106,6 +106,7 @@ class Worker:
         self.model_id = model_id or Path(path).stem
         t = config.model.text
         self.opinion: TextOpinion | None = None
+        self._refused_seen: set[tuple[str, str, str]] = set()
         if t.enabled:
             text_model = text_model or TextImageModel.load(t.path or bundled_text_model())
             self.opinion = TextOpinion(text_model, tuple(detector.class_names), t.label_weight,
@@ -372,11 +373,23 @@ class Worker:
 
     def _ok(self, req: OffloadRequest, frames: list[ResponseFrame], matches: list[WireMatch],
             infer_ms: float, cache: str) -> OffloadResponse:
+        refused = []
+        if self.opinion is not None and req.queries:
+            _, refused = self.opinion.read_queries(req.queries)
+            for r in refused:
+                if (req.device, req.camera, r.query) not in self._refused_seen:
+                    if len(self._refused_seen) > 4096:
+                        self._refused_seen.clear()
+                    self._refused_seen.add((req.device, req.camera, r.query))
+                    self.opinion.stats.refused_queries += 1
+                    log.warning("text query %r of %s/%s refused: %s", r.query, req.device,
+                                req.camera, r.reason)
         return OffloadResponse(id=req.id, device=req.device, camera=req.camera,
                                window=req.window, worker=self.config.worker_id, status="ok",
                                frames=frames, model=self.model_id, infer_ms=round(infer_ms, 2),
                                cache=cache, matches=matches,
-                               text_model=self.opinion.model.name if self.opinion else "")
+                               text_model=self.opinion.model.name if self.opinion else "",
+                               refused_queries=refused)
 
     def _error(self, req: OffloadRequest, reason: str) -> OffloadResponse:
         return OffloadResponse(id=req.id, device=req.device, camera=req.camera,

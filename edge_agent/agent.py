@@ -128,6 +128,8 @@ class CameraPipeline:
         self.held: Detections | None = None
         """Static objects of the last answer the edge misses (edge_agent.offload.hold)."""
         self.held_until = 0.0
+        self.refused_queries: set[str] = set()
+        """Text queries the cloud said it cannot read (each warned about once)."""
         self.last_latency_ms: float | None = None
         self.last_infer_ms: float | None = None
         self.latencies: deque[float] = deque(maxlen=4096)
@@ -445,6 +447,12 @@ class Agent:
             return
         if self.offload is not None and answer.source == "cloud":
             self.offload.remember(answer)
+        for r in answer.refused_queries:
+            if r.query not in p.refused_queries:
+                p.refused_queries.add(r.query)
+                log.warning("camera %s: the cloud cannot read text query %r (%s); it will "
+                            "never match. Reword it in cameras[].text_queries with words the "
+                            "model knows (docs/models.md)", p.name, r.query, r.reason)
         names = self.detector.class_names
         keys = {idx for idx, _ in answer.frames}
         cfg = self.config.offload

@@ -28,7 +28,9 @@ def add_bench(sub) -> None:
     p.add_argument("--clip-seconds", type=float, default=30.0,
                    help="offload: seconds of each clip (default 30)")
     p.add_argument("--cache-seconds", type=float, default=180.0,
-                   help="offload: seconds of the recurring-scene clip for the cache (0: skip)")
+                   help="offload: seconds of each recurring-scene clip for the cache (0: skip)")
+    p.add_argument("--cache-seeds", default="1137,1138,1139,1140",
+                   help="offload: world seeds of the cache clips, pooled")
     p.add_argument("--live-seconds", type=float, default=30.0,
                    help="offload: seconds of the live latency run (0: skip)")
     p.add_argument("--plot", type=Path, default=None, help="offload: write the PNG plot here")
@@ -80,7 +82,7 @@ def run_bench_offload(args: argparse.Namespace) -> int:
         [int(s) for s in args.seeds.split(",")], args.presets.split(","), args.clip_seconds,
         args.cache_seconds, args.live_seconds,
         progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True),
-        work_dir=args.work_dir)
+        work_dir=args.work_dir, cache_seeds=[int(s) for s in args.cache_seeds.split(",")])
     result["date"] = date.today().isoformat()
     result["machine"] = f"{platform.node()} {platform.machine()}"
     if args.plot:

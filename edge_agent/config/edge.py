@@ -17,6 +17,10 @@ from edge_agent.config.common import (
     topic_safe,
 )
 
+# The offload protocol's limits on a request's text queries (edge_agent.offload.protocol):
+# a config past them would have every request of the camera refused.
+MAX_QUERIES = 32
+MAX_QUERY_CHARS = 256
 SOURCE_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "file", "synthetic", "usb", "gst")
 """URL schemes a camera may use. A bare path is a video file; `usb://0` or `/dev/video0` is a
 USB camera; `gst://<pipeline>` is a GStreamer pipeline string."""
@@ -48,7 +52,9 @@ class CameraConfig(Strict):
     read_timeout_s: float = Field(5.0, gt=0, le=300, description="Timeout of one frame read.")
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
     text_queries: list[str] = Field(
-        default_factory=list, description="Open-vocabulary queries for the cloud, e.g. 'red car'."
+        default_factory=list, max_length=MAX_QUERIES,
+        description="Open-vocabulary queries for the cloud, e.g. 'red car' (at most "
+                    f"{MAX_QUERIES}, each at most {MAX_QUERY_CHARS} characters).",
     )
     offload: bool = Field(True, description="Allow this camera's windows to be offloaded.")
 
@@ -56,6 +62,23 @@ class CameraConfig(Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         return topic_safe(value, "camera name")
+
+    @field_validator("text_queries")
+    @classmethod
+    def _queries(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, q in enumerate(value):
+            q = " ".join(q.split())
+            if not q:
+                raise ValueError(f"text query {i} is blank; remove it or write what to look for, "
+                                 "e.g. 'red car'")
+            if len(q) > MAX_QUERY_CHARS:
+                raise ValueError(f"text query {i} has {len(q)} characters, at most "
+                                 f"{MAX_QUERY_CHARS}: {q[:40]!r}...")
+            if q.lower() in (o.lower() for o in out):
+                raise ValueError(f"text query {q!r} is given twice")
+            out.append(q)
+        return out
 
     @field_validator("url")
     @classmethod

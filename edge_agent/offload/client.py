@@ -32,6 +32,7 @@ from edge_agent.offload.protocol import (
     Keyframe,
     OffloadRequest,
     ProtocolError,
+    RefusedQuery,
     WireMatch,
     decode_response,
     encode,
@@ -66,6 +67,8 @@ class Answer:
     matches: list[WireMatch] = field(default_factory=list)
     """Text queries the cloud found true of a detection (frame index, box, score)."""
     text_model: str = ""
+    refused_queries: list[RefusedQuery] = field(default_factory=list)
+    """Text queries the cloud's image-text model cannot read, with the reason."""
 
 
 @dataclass
@@ -273,7 +276,8 @@ class OffloadClient:
         frames = [(i, by_index.get(i, Detections.empty(self.class_names))) for i in p.frames]
         self.on_answer(Answer(p.camera, p.window_id, resp.id, "cloud", frames, p.edge, rtt,
                               p.window, resp.worker, resp.model, p.fingerprint,
-                              list(resp.matches), resp.text_model))
+                              list(resp.matches), resp.text_model,
+                              list(resp.refused_queries)))
 
     def snapshot(self) -> dict:
         with self.lock:

@@ -14,7 +14,8 @@ envelope too so a 3.1.1 broker works):
     v, kind="response", id, device, camera, window, worker, status ("ok" | "error"), error,
     frames: [{index, detections: [detection]}], model, infer_ms, cache ("none" | "memory" |
     "redis"), matches: [{query, score, index, box, label, class_id}] (text queries that
-    describe a detection), text_model
+    describe a detection), text_model, refused_queries: [{query, reason}] (queries the text
+    model cannot read: words it does not know)
 Detection: {class_id, label, score, box: [x1, y1, x2, y2] in the original frame's pixels,
     track_id (edge only, -1 for none)}
 """
@@ -31,6 +32,7 @@ import msgpack
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge_agent.config.edge import MAX_QUERIES, MAX_QUERY_CHARS
 from edge_agent.detector.detections import Detections
 
 PROTOCOL_VERSION = 1
@@ -47,7 +49,7 @@ class Limits:
     max_image_side: int = 4096
     max_image_pixels: int = 16_000_000
     max_detections: int = 1000
-    max_queries: int = 32
+    max_queries: int = MAX_QUERIES
 
 
 class _Wire(BaseModel):
@@ -92,7 +94,7 @@ class OffloadRequest(_Envelope):
     corr: Annotated[bytes, Field(max_length=64)] = b""
     frames: list[Keyframe] = Field(min_length=1)
     edge: list[list[WireDetection]]
-    queries: list[Annotated[str, Field(max_length=256)]] = []
+    queries: list[Annotated[str, Field(max_length=MAX_QUERY_CHARS)]] = []
 
     @model_validator(mode="after")
     def _shape(self) -> OffloadRequest:
@@ -110,13 +112,20 @@ class ResponseFrame(_Wire):
 class WireMatch(_Wire):
     """A detection that a text query describes, by the cloud's image-text model."""
 
-    query: Annotated[str, Field(max_length=256)]
+    query: Annotated[str, Field(max_length=MAX_QUERY_CHARS)]
     score: float = Field(ge=0.0, le=1.0, description="probability that the query is true of "
                                                      "the crop")
     index: int = Field(ge=0, description="frame index of the keyframe")
     box: Box
     label: Annotated[str, Field(max_length=128)]
     class_id: int = Field(ge=0, le=100_000)
+
+
+class RefusedQuery(_Wire):
+    """A text query the cloud's image-text model cannot read, and why."""
+
+    query: Annotated[str, Field(max_length=MAX_QUERY_CHARS)]
+    reason: Annotated[str, Field(max_length=512)]
 
 
 class OffloadResponse(_Envelope):
@@ -131,6 +140,7 @@ class OffloadResponse(_Envelope):
     cache: Literal["none", "memory", "redis"] = "none"
     matches: list[WireMatch] = []
     text_model: Annotated[str, Field(max_length=128)] = ""
+    refused_queries: Annotated[list[RefusedQuery], Field(max_length=32)] = []
 
 
 def new_request_id() -> str:

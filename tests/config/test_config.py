@@ -179,3 +179,29 @@ def test_secrets_never_printed(tmp_path, capsys, caplog):
     logging.getLogger("osprey.test").warning("connecting with %s", "topsecret-1")
     handler_text = logging.getLogger().handlers[0].format(caplog.records[-1])
     assert "topsecret-1" not in handler_text
+
+
+@pytest.mark.parametrize("queries, says", [
+    (["red car", "  "], r"cameras\[0\].text_queries = .*text query 1 is blank"),
+    (["red car", "Red  Car"], r"text query 'Red Car' is given twice"),
+    (["x" * 300], r"text query 0 has 300 characters, at most 256"),
+    ([f"car {i}" for i in range(33)], r"text_queries = .*at most 32 items"),
+])
+def test_text_queries_within_what_a_request_can_carry(tmp_path, queries, says):
+    """A camera whose queries the offload protocol would refuse would lose every cloud
+    answer: the config says so when it loads instead."""
+    import yaml
+
+    file = tmp_path / "edge.yaml"
+    file.write_text(yaml.safe_dump({"cameras": [{"name": "c", "url": "synthetic://",
+                                                 "text_queries": queries}]}))
+    with pytest.raises(ConfigError, match=says):
+        load_edge_config(file, environ={})
+
+
+def test_text_queries_are_tidied(tmp_path):
+    file = tmp_path / "edge.yaml"
+    file.write_text("cameras:\n  - name: c\n    url: synthetic://\n"
+                    "    text_queries: ['  red   car ', 'yellow dog']\n")
+    assert load_edge_config(file, environ={}).cameras[0].text_queries == ["red car",
+                                                                          "yellow dog"]

@@ -141,6 +141,9 @@ def test_letterbox_keeps_the_shape_and_pads_outside_the_frame():
     ("no_tokenizer", "tokenizer"),
     ("bad_key", "unknown keys"),
     ("wrong_inputs", "input_ids"),
+    ("bad_tokenizer", "not a tokenizers tokenizer.json"),
+    ("mismatched", "do not share an embedding space: the image encoder gives \\(224,\\), "
+                   "the text encoder \\(3,\\)"),
 ])
 def test_broken_model_folders_say_what_is_wrong(tmp_path, broken, message):
     folder = clip_style_folder(tmp_path)
@@ -148,6 +151,18 @@ def test_broken_model_folders_say_what_is_wrong(tmp_path, broken, message):
         (folder / "textimage.json").unlink()
     elif broken == "no_tokenizer":
         (folder / "tokenizer.json").unlink()
+    elif broken == "bad_tokenizer":
+        (folder / "tokenizer.json").write_text("{not json")
+    elif broken == "mismatched":  # an image head of another width than the text's
+        graph = helper.make_graph(
+            [helper.make_node("ReduceMean", ["pixel_values"], ["image_embeds"], axes=[1, 3],
+                              keepdims=0)],
+            "image", [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
+                                                    ["batch", 3, 224, 224])],
+            [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["batch", 224])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, str(folder / "visual.onnx"))
     elif broken == "bad_key":
         spec = json.loads((folder / "textimage.json").read_text())
         (folder / "textimage.json").write_text(json.dumps({**spec, "image_sise": 3}))

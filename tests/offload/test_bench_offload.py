@@ -16,8 +16,8 @@ def test_bench_offload_json(mosquitto, tmp_path):  # the fixture makes sure Mosq
     png = tmp_path / "g.png"
     done = subprocess.run([sys.executable, "-m", "edge_agent", "--log-level", "WARNING",
                            "bench", "offload", "--seeds", "1000", "--presets", "hard",
-                           "--clip-seconds", "3", "--cache-seconds", "4", "--live-seconds",
-                           "4", "--plot", str(png), "--json"],
+                           "--clip-seconds", "3", "--cache-seconds", "4", "--cache-seeds",
+                           "1137,1138", "--live-seconds", "4", "--plot", str(png), "--json"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     r = json.loads(done.stdout)
@@ -41,5 +41,24 @@ def test_bench_offload_json(mosquitto, tmp_path):  # the fixture makes sure Mosq
     # Hits are judged both ways, each a share of the same hits.
     c = r["cache"]
     assert c["false_hits"] <= c["cache_hits"] and c["single_frame"]["false_hits"] <= c["cache_hits"]
+    # Pooled over the cache clips: the sums of each clip's counts.
+    assert [p["seed"] for p in c["per_seed"]] == c["seeds"] == [1137, 1138]
+    for key in ("cache_hits", "false_hits", "oracle_reusable", "near_duplicate_windows"):
+        assert c[key] == sum(p[key] for p in c["per_seed"]), key
+    assert c["every_keyframe"]["false_hits"] == sum(
+        p["every_keyframe"]["false_hits"] for p in c["per_seed"])
     assert {"p50_ms", "p95_ms"} <= set(r["refined_latency"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("k, n, low, high", [
+    (1, 25, 0.0071, 0.1954),   # one false hit in 25: anywhere from 0.7 % to 20 %
+    (0, 100, 0.0, 0.037),
+    (2, 100, 0.0055, 0.0700),
+])
+def test_wilson_interval(k, n, low, high):
+    from edge_agent.bench_offload import wilson
+
+    lo, hi = wilson(k, n)
+    assert lo == pytest.approx(low, abs=2e-4) and hi == pytest.approx(high, abs=2e-4)
+    assert wilson(0, 0) is None

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from edge_agent.bench_offload import CACHE_SEED, scene_agreement
+from edge_agent.bench_offload import CACHE_SEEDS, scene_agreement
 from edge_agent.evaluate import MAX_OCCLUSION, MIN_VISIBLE_PX
 from edge_agent.sim import SyntheticWorld, WorldOptions
 
 
 def _world() -> SyntheticWorld:
-    return SyntheticWorld(WorldOptions.from_preset("normal", seed=CACHE_SEED,
+    return SyntheticWorld(WorldOptions.from_preset("normal", seed=CACHE_SEEDS[0],
                                                    recurring_fraction=0.4,
                                                    near_duplicate_fraction=0.2))
 

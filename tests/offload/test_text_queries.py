@@ -32,10 +32,87 @@ def test_the_second_opinion_weighs_detector_and_text():
                       np.array([1, 1, 4], np.int32), CLASSES)
     p_text = np.full((3, 5), 0.1, np.float32)
     p_text[:, 4] = 0.6  # the text model leans to dog for all three
+    label, score = op.combine(dets, p_text)
     # A hesitant "car" gives way; a confident "car" holds; an agreed "dog" stays.
-    assert op.combine(dets, p_text).tolist() == [4, 1, 4]
-    assert TextOpinion(None, CLASSES, label_weight=0.0).combine(dets, p_text).tolist() == \
-        [1, 1, 4]
+    assert label.tolist() == [4, 1, 4]
+    # Scores are the combined probability of the label given: the dog, whose text
+    # distribution is the detector's own, keeps 0.6; the confident car the text doubts
+    # falls; the relabelled one is scored as a dog, not as the car it was.
+    assert score[2] == pytest.approx(0.6, abs=1e-3) and score[1] < 0.95
+    assert 0 < score[0] < 1 and score[0] != pytest.approx(0.55)
+    sure_text = np.full((3, 5), 0.025, np.float32)
+    sure_text[:, 4] = 0.9
+    assert op.combine(dets, sure_text)[1][2] > 0.7  # corroborated, the unsure dog rises
+    assert np.all(score <= 1.0)
+    label0, score0 = TextOpinion(None, CLASSES, label_weight=0.0).combine(dets, p_text)
+    assert label0.tolist() == [1, 1, 4] and score0.tolist() == dets.score.tolist()
+    # Where the text model agrees with a sure detector at its own confidence, nothing moves.
+    sure = Detections(np.zeros((1, 4), np.float32), np.array([0.9], np.float32),
+                      np.array([1], np.int32), CLASSES)
+    agree = np.full((1, 5), 0.025, np.float32)
+    agree[0, 1] = 0.9
+    assert op.combine(sure, agree)[1][0] == pytest.approx(0.9, abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def text_model():
+    from cloud_fallback.textimage import TextImageModel
+    from edge_agent.bundled import bundled_text_model
+
+    return TextImageModel.load(bundled_text_model())
+
+
+def test_queries_with_words_the_model_does_not_know_are_refused(text_model):
+    op = TextOpinion(text_model, CLASSES)
+    usable, refused = op.read_queries(["red car", "red cars", "a bus", "a crimson car",
+                                       "a small dog", "the pedestrians facing left"])
+    assert usable == [("red car", "red car"), ("red cars", "red car"),
+                      ("the pedestrians facing left", "the pedestrian facing left")]
+    reasons = {r.query: r.reason for r in refused}
+    assert set(reasons) == {"a bus", "a crimson car", "a small dog"}
+    assert "'crimson'" in reasons["a crimson car"] and "'small'" in reasons["a small dog"]
+    assert "osprey-textimage" in reasons["a bus"]
+    # A plural reads as its singular: the same embedding, so the same matches.
+    assert np.allclose(text_model.encode_texts(["red car"]),
+                       text_model.encode_texts([usable[1][1]]))
+
+
+def test_a_refused_query_never_matches(text_model):
+    world = SyntheticWorld(WorldOptions.from_preset("normal", seed=SEED))
+    rendered, truth = world.render(0)
+    objs = truth.visible()
+    dets = Detections(np.array([o.box for o in objs], np.float32),
+                      np.full(len(objs), 0.9, np.float32),
+                      np.array([CLASSES.index(o.cls) for o in objs], np.int32), CLASSES)
+    op = TextOpinion(text_model, CLASSES, match_threshold=0.0)  # everything read matches
+    _, matches = op.apply([rendered.image], [dets], [0], [(1.0, 1.0)],
+                          ["a crimson car", "car"])
+    assert matches and {m.query for m in matches} == {"car"}
+
+
+def test_the_crop_budget_is_shared_by_the_keyframes(text_model):
+    world = SyntheticWorld(WorldOptions.from_preset("normal", seed=SEED))
+    images, frames = [], []
+    for i in (0, 30, 60):
+        rendered, truth = world.render(i)
+        objs = truth.visible()
+        images.append(rendered.image)
+        frames.append(Detections(np.array([o.box for o in objs], np.float32),
+                                 np.full(len(objs), 0.9, np.float32),
+                                 np.array([CLASSES.index(o.cls) for o in objs], np.int32),
+                                 CLASSES))
+    assert all(len(f) >= 2 for f in frames)
+    op = TextOpinion(text_model, CLASSES, max_crops=3, min_side_px=1)
+    op.apply(images, frames, [0, 30, 60], [(1.0, 1.0)] * 3, [])
+    assert op.stats.crops == 3
+    seen = []
+    real = text_model.encode_crops
+    text_model.encode_crops = lambda crops: (seen.append(len(crops)), real(crops))[1]
+    try:
+        op.apply(images, frames, [0, 30, 60], [(1.0, 1.0)] * 3, [])
+    finally:
+        text_model.encode_crops = real
+    assert seen == [1, 1, 1]  # one crop for each keyframe, not three for the first
 
 
 @pytest.mark.integration
@@ -47,7 +124,7 @@ def test_a_query_for_a_red_car_in_view_yields_matches_and_an_absent_one_none(mos
     worker = Worker(wcfg).start()
     agent, publisher, cfg = make_agent(
         mosquitto.port, [{"name": "street", "url": f"synthetic://?seed={SEED}&preset=normal",
-                          "text_queries": ["red car", "yellow dog"]}],
+                          "text_queries": ["red car", "yellow dog", "a crimson car"]}],
         window={"size": 8, "stride": 8},
         offload={"enabled": True, "score_threshold": 0.0, "windows_per_minute": 6000,
                  "bytes_per_minute": 50_000_000, "max_in_flight": 2, "keyframes": 2,
@@ -69,11 +146,17 @@ def test_a_query_for_a_red_car_in_view_yields_matches_and_an_absent_one_none(mos
     msgs = decoded(listen.messages, f"{base}/matches", "matches")
     refined = decoded(listen.messages, f"{base}/refined", "refined")
     matches = [m for msg in msgs for m in msg["matches"]]
-    assert {m["query"] for m in matches} == {"red car"}, "nothing here is a yellow dog"
+    assert {m["query"] for m in matches} == {"red car"}
+    # The cloud said it cannot read "crimson"; the agent warned once and kept the rest.
+    assert agent.by_name["street"].refused_queries == {"a crimson car"}
+    world = SyntheticWorld(WorldOptions.from_preset("normal", seed=SEED))
+    shown = {f["frame"] for r in refined for f in r["frames"]}
+    assert not any(o.colour == "yellow" and o.cls == "dog"
+                   for i in shown for o in world.render(i)[1].visible()), \
+        "the world shows a yellow dog: the absent query is not absent"
     assert all(msg["text_model"] == "osprey-textimage" and msg["source"] == "cloud"
                for msg in msgs)
     assert {msg["window_id"] for msg in msgs} <= {r["window_id"] for r in refined}
-    world = SyntheticWorld(WorldOptions.from_preset("normal", seed=SEED))
     on_red_car = 0
     for m in matches:
         truth = world.render(m["frame"])[1]
