@@ -57,6 +57,18 @@ def still_scene():
     raise AssertionError("no busy frame in the first 30 s of the world")
 
 
+@pytest.fixture(scope="module")
+def still_queries():
+    """Text queries describing the still scene's clearly visible objects ("a red car")."""
+    world = SyntheticWorld(WorldOptions.from_preset("easy", seed=1020))
+    for i in range(0, 900, 15):
+        _, truth = world.render(i)
+        clear = [o for o in truth.objects if o.visible_px > 1500 and o.occlusion < 0.2]
+        if len(clear) >= 2:
+            return sorted({f"{o.colour} {o.cls}" for o in clear})
+    raise AssertionError("no busy frame")
+
+
 def test_a_cloud_label_sticks_to_its_track_and_the_event_is_verified(mosquitto, still_scene):
     cam = StillCamera(still_scene)
     agent, publisher, cfg = make_agent(mosquitto.port, [{"name": "still", "url": "synthetic://"}],
@@ -104,20 +116,21 @@ def test_a_cloud_label_sticks_to_its_track_and_the_event_is_verified(mosquitto, 
                for e in events)
 
 
-def test_a_recurring_scene_comes_from_the_edge_cache(mosquitto, still_scene):
+def test_a_recurring_scene_comes_from_the_edge_cache(mosquitto, still_scene, still_queries):
     wcfg = CloudConfig.model_validate({"worker_id": "w-cache",
                                        "mqtt": {"host": "127.0.0.1", "port": mosquitto.port},
                                        "batching": {"max_wait_ms": 5}})
     worker = Worker(wcfg).start()
     cam = StillCamera(still_scene)
     agent, publisher, cfg = make_agent(
-        mosquitto.port, [{"name": "still", "url": "synthetic://"}],
+        mosquitto.port, [{"name": "still", "url": "synthetic://",
+                          "text_queries": still_queries}],
         openers={"still": lambda: cam}, window={"size": 8, "stride": 8},
         offload={"enabled": True, "score_threshold": 0.0, "windows_per_minute": 6000,
                  "max_in_flight": 1, "keyframes": 2, "timeout_s": 5},
         cache={"enabled": True})
     base = f"osprey/{cfg.device_id}/still"
-    listen = Listener(mosquitto.port, f"{base}/refined")
+    listen = Listener(mosquitto.port, f"{base}/+")
     off = agent.offload
     try:
         assert wait_until(worker.connected.is_set, 10)
@@ -140,8 +153,17 @@ def test_a_recurring_scene_comes_from_the_edge_cache(mosquitto, still_scene):
         publisher.stop()
         worker.stop()
         listen.close()
-    sources = [r["source"] for r in decoded(listen.messages, f"{base}/refined", "refined")]
+    refined = decoded(listen.messages, f"{base}/refined", "refined")
+    sources = [r["source"] for r in refined]
     assert sources[0] == "cloud" and sources.count("cache") >= 3
+    # The cached answer's query matches come back with it, at this window's own frames.
+    matches = decoded(listen.messages, f"{base}/matches", "matches")
+    assert {m["source"] for m in matches} == {"cloud", "cache"}
+    keyframes = {r["window_id"]: {f["frame"] for f in r["frames"] if f["keyframe"]}
+                 for r in refined}
+    for m in matches:
+        assert {x["frame"] for x in m["matches"]} <= keyframes[m["window_id"]]
+        assert {x["query"] for x in m["matches"]} <= set(still_queries)
     counts = off.client.snapshot()["counts"]
     assert counts["sent"] > sent_before
     assert off.client.snapshot()["bytes_up"] > bytes_before
