@@ -16,6 +16,7 @@ import msgpack
 from cachetools import TTLCache
 
 from edge_agent.offload.protocol import OffloadRequest
+from edge_agent.offload.sizes import split_size
 
 log = logging.getLogger("osprey.cloud.cache")
 
@@ -29,6 +30,8 @@ def content_key(req: OffloadRequest, model_id: str) -> str:
         h.update(kf.jpeg)
         h.update(f"{kf.width}x{kf.height}".encode())
     h.update("\x00".join(sorted(req.queries)).encode())
+    if req.perspective and any(split_size(q)[0] for q in req.queries):
+        h.update(repr([round(v, 4) for v in req.perspective]).encode())
     return h.hexdigest()
 
 

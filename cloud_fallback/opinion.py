@@ -10,7 +10,10 @@ For each keyframe's detections (after fusion), crops are embedded once and read 
 - queries: each of the camera's text queries is a match for a detection when the model's
   match probability reaches the threshold. A query with a word the model does not know is
   refused, with the reason, instead of being read without that word ("a crimson car" is not
-  "a car").
+  "a car"). A size word ("a small dog") is read by geometry, not by the model: the rest of
+  the query must match and the detection must be of that size for its class at its place in
+  the frame, by the camera's scale line the agent sends (edge_agent.offload.sizes); until the
+  agent has learned it, such a query is refused for that answer.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from cloud_fallback.textimage import TextImageModel
 from edge_agent.detector.detections import Detections
 from edge_agent.offload.protocol import RefusedQuery, WireMatch
+from edge_agent.offload.sizes import class_heights, size_class, size_ratio, split_size
 
 
 @dataclass
@@ -57,23 +61,32 @@ class TextOpinion:
         label = q.argmax(axis=1)
         return label.astype(np.int32), q[np.arange(len(dets)), label].astype(np.float32)
 
-    def read_queries(self, queries: list[str]
-                     ) -> tuple[list[tuple[str, str]], list[RefusedQuery]]:
-        """(query, text the model reads) for each query it can read, and the refused ones
-        with the reason (words it does not know)."""
+    def read_queries(self, queries: list[str], scale_known: bool = True
+                     ) -> tuple[list[tuple[str, str, str | None]], list[RefusedQuery]]:
+        """(query, text the model reads, size asked for or None) for each query that can be
+        answered, and the refused ones with the reason: words the model does not know, a
+        size alone, or a size before the camera's scale is known (`scale_known`)."""
         usable, refused = [], []
         for query in dict.fromkeys(queries):
-            text, unknown = self.model.read_query(query)
+            size, rest = split_size(query)
+            text, unknown = self.model.read_query(rest)
             if unknown:
-                refused.append(RefusedQuery(query=query, reason=(
-                    f"the image-text model {self.model.name!r} does not know "
-                    f"{', '.join(repr(u) for u in unknown)}")))
+                reason = (f"the image-text model {self.model.name!r} does not know "
+                          f"{', '.join(repr(u) for u in unknown)}")
+            elif size is not None and not text.strip():
+                reason = f"{size!r} needs something to look for, e.g. '{size} dog'"
+            elif size is not None and not scale_known:
+                reason = (f"{size!r} is read from the camera's scale, which the agent learns "
+                          "from its first few hundred confident detections: not yet known")
             else:
-                usable.append((query, text))
+                usable.append((query, text, size))
+                continue
+            refused.append(RefusedQuery(query=query, reason=reason))
         return usable, refused
 
     def apply(self, images: list[np.ndarray], frames: list[Detections], indices: list[int],
-              scales: list[tuple[float, float]], queries: list[str]
+              scales: list[tuple[float, float]], queries: list[str],
+              perspective: list[float] | tuple[float, float] | None = None
               ) -> tuple[list[Detections], list[WireMatch]]:
         """Relabelled detections per keyframe and the matches of the queries it can read
         (`read_queries`). `scales` map a keyframe's decoded pixels to the boxes' frame pixels
@@ -81,8 +94,9 @@ class TextOpinion:
         what one leaves unused going to the next."""
         budget = self.max_crops
         out, matches = [], []
-        usable, _ = self.read_queries(list(queries))
-        query_emb = self.model.encode_texts([t for _, t in usable]) if usable else None
+        usable, _ = self.read_queries(list(queries), scale_known=bool(perspective))
+        query_emb = self.model.encode_texts([t for _, t, _ in usable]) if usable else None
+        heights = class_heights(self.class_names) if perspective else None
         for n, (image, dets, index, (sx, sy)) in enumerate(
                 zip(images, frames, indices, scales, strict=True)):
             share = budget // max(1, len(images) - n)
@@ -109,7 +123,12 @@ class TextOpinion:
             out.append(relabelled)
             if query_emb is not None:
                 prob = self.model.match_probability(emb, query_emb)
+                sizes = (size_class(size_ratio(relabelled[pick], perspective, heights))
+                         if heights is not None else [None] * len(pick))
                 for i, q in zip(*np.nonzero(prob >= self.match_threshold), strict=True):
+                    wanted = usable[q][2]
+                    if wanted is not None and sizes[i] != wanted:
+                        continue
                     j = int(pick[i])
                     cid = int(class_id[j])
                     label = self.class_names[cid] if cid < len(self.class_names) else \
@@ -117,6 +136,6 @@ class TextOpinion:
                     matches.append(WireMatch(
                         query=usable[q][0], score=round(float(prob[i, q]), 4), index=index,
                         box=[round(float(v), 1) for v in dets.xyxy[j]], label=label,
-                        class_id=cid))
+                        class_id=cid, size=sizes[i]))
         self.stats.matches += len(matches)
         return out, matches

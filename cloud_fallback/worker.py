@@ -332,7 +332,7 @@ class Worker:
             if self.opinion is not None:
                 per_frame, matches = self.opinion.apply(
                     [img for img, _, _ in decoded], per_frame, [kf.index for kf in req.frames],
-                    [scale for _, _, scale in decoded], req.queries)
+                    [scale for _, _, scale in decoded], req.queries, req.perspective)
             frames = [ResponseFrame(index=kf.index, detections=to_wire(d))
                       for kf, d in zip(req.frames, per_frame, strict=True)]
             infer_ms = (time.perf_counter() - t0) * 1000
@@ -375,7 +375,7 @@ class Worker:
             infer_ms: float, cache: str) -> OffloadResponse:
         refused = []
         if self.opinion is not None and req.queries:
-            _, refused = self.opinion.read_queries(req.queries)
+            _, refused = self.opinion.read_queries(req.queries, bool(req.perspective))
             for r in refused:
                 if (req.device, req.camera, r.query) not in self._refused_seen:
                     if len(self._refused_seen) > 4096:

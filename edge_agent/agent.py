@@ -42,6 +42,7 @@ from edge_agent.offload.client import Answer
 from edge_agent.offload.hold import held_from, with_held
 from edge_agent.offload.manager import OffloadManager, verified_tracks
 from edge_agent.offload.merge import merge_window
+from edge_agent.offload.sizes import Perspective
 from edge_agent.tracker import Tracker, TrackUpdate
 from edge_agent.window import SlidingWindow, WindowSummary
 
@@ -130,6 +131,8 @@ class CameraPipeline:
         self.held_until = 0.0
         self.refused_queries: set[str] = set()
         """Text queries the cloud said it cannot read (each warned about once)."""
+        self.perspective = Perspective(class_names)
+        """The camera's scale line, learned from its detections (sizes in text queries)."""
         self.last_latency_ms: float | None = None
         self.last_infer_ms: float | None = None
         self.latencies: deque[float] = deque(maxlen=4096)
@@ -398,6 +401,8 @@ class Agent:
                 if self._split else item.outputs)
         infer_ms = item.pre_infer_ms + (time.perf_counter() - t0) * 1000
         upd = p.tracker.update(dets, frame.index)
+        if p.cfg.text_queries:
+            p.perspective.add(dets, frame.width, frame.height)
         if p.overrides:
             upd = p.relabel(upd)
         p.processed += 1
@@ -450,9 +455,9 @@ class Agent:
         for r in answer.refused_queries:
             if r.query not in p.refused_queries:
                 p.refused_queries.add(r.query)
-                log.warning("camera %s: the cloud cannot read text query %r (%s); it will "
-                            "never match. Reword it in cameras[].text_queries with words the "
-                            "model knows (docs/models.md)", p.name, r.query, r.reason)
+                log.warning("camera %s: the cloud did not read text query %r: %s. Until "
+                            "then it matches nothing; see docs/models.md for the words the "
+                            "model knows", p.name, r.query, r.reason)
         names = self.detector.class_names
         keys = {idx for idx, _ in answer.frames}
         cfg = self.config.offload
@@ -486,7 +491,8 @@ class Agent:
             self.publisher.publish_json(self.topics.camera(p.name, "matches"), {
                 **head, "text_model": answer.text_model,
                 "matches": [{"query": m.query, "score": m.score, "frame": m.index,
-                             "box": m.box, "label": m.label, "class_id": m.class_id}
+                             "box": m.box, "label": m.label, "class_id": m.class_id,
+                             "size": m.size}
                             for m in answer.matches]})
             for m in answer.matches:
                 self.metrics.matches.labels(p.name, m.query).inc()

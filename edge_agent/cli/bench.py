@@ -18,7 +18,9 @@ from edge_agent.detector import Detector
 def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measure the pipeline (against pure inference) or what "
                                      "offloading buys (accuracy, uplink, cache, latency)")
-    p.add_argument("what", choices=["pipeline", "offload"], help="what to measure")
+    p.add_argument("what", choices=["pipeline", "offload", "sizes"], help="what to measure "
+                   "(sizes: how well sizes in text queries are read, by the scale the agent "
+                   "learns)")
     p.add_argument("--model", type=Path, default=None, help="default: the bundled edge model")
     p.add_argument("--cloud-model", type=Path, default=None,
                    help="offload: default the bundled cloud model")
@@ -33,6 +35,8 @@ def add_bench(sub) -> None:
                    help="offload: world seeds of the cache clips, pooled")
     p.add_argument("--live-seconds", type=float, default=30.0,
                    help="offload: seconds of the live latency run (0: skip)")
+    p.add_argument("--size-seconds", type=float, default=300.0,
+                   help="sizes: seconds of each world the scale is learned over (default 300)")
     p.add_argument("--plot", type=Path, default=None, help="offload: write the PNG plot here")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="offload: keep per-clip detections here to rerun quickly")
@@ -51,6 +55,8 @@ def add_bench(sub) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     if args.what == "offload":
         return run_bench_offload(args)
+    if args.what == "sizes":
+        return run_bench_sizes(args)
     from edge_agent.bench import bench_pipeline, markdown
 
     model = args.model or bundled_edge_model()
@@ -70,6 +76,25 @@ def run_bench(args: argparse.Namespace) -> int:
     else:
         print(f"{result['date']}, {result['machine']}, model {result['model']}\n")
         print(markdown(result))
+    return EXIT_OK
+
+
+def run_bench_sizes(args: argparse.Namespace) -> int:
+    from edge_agent.bench_offload import bench_sizes
+    from edge_agent.bundled import bundled_cloud_model
+    from edge_agent.detector.tiling import TiledDetector
+
+    edge = Detector.from_config(DetectorModelConfig(path=args.model or bundled_edge_model()),
+                                RuntimeConfig())
+    cloud = TiledDetector(Detector.from_config(DetectorModelConfig(
+        path=args.cloud_model or bundled_cloud_model(), score_threshold=0.1),
+        RuntimeConfig()), 2, 2)
+    result = bench_sizes(edge, cloud, [int(s) for s in args.seeds.split(",")],
+                         args.presets.split(",")[0], args.size_seconds,
+                         progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
+    result["date"] = date.today().isoformat()
+    result["machine"] = f"{platform.node()} {platform.machine()}"
+    print(json.dumps(result, indent=2))
     return EXIT_OK
 
 

@@ -241,7 +241,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "box": _BOX,
                     "label": {"type": "string", "description": "after the text model's "
                                                                "second opinion"},
-                    "class_id": {"type": "integer", "minimum": 0}},
+                    "class_id": {"type": "integer", "minimum": 0},
+                    "size": {"enum": ["small", "medium", "large", None],
+                             "description": "the object's size for its class where it stands, "
+                                            "by the camera's scale line the agent learns; "
+                                            "null until it is known"}},
                 "additionalProperties": False}},
         },
         "additionalProperties": False,

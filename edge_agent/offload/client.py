@@ -88,6 +88,7 @@ class _Job:
     keyframes: list[WindowFrame]
     queries: list[str]
     fingerprint: Fingerprint | None
+    perspective: tuple[float, float] | None = None
 
 
 @dataclass
@@ -139,11 +140,12 @@ class OffloadClient:
     # detection thread --------------------------------------------------------------------
 
     def submit(self, summary: WindowSummary, keyframes: list[WindowFrame], queries: list[str],
-               fingerprint: Fingerprint | None) -> bool:
+               fingerprint: Fingerprint | None,
+               perspective: tuple[float, float] | None = None) -> bool:
         with self.lock:
             self.in_flight[summary.camera] += 1  # held from now, so the policy sees it
         try:
-            self._jobs.put_nowait(_Job(summary, keyframes, queries, fingerprint))
+            self._jobs.put_nowait(_Job(summary, keyframes, queries, fingerprint, perspective))
             return True
         except queue.Full:
             with self.lock:
@@ -186,7 +188,8 @@ class OffloadClient:
                 frames=[Keyframe(index=f.frame.index, captured_at=f.frame.wall_time,
                                  width=f.frame.width, height=f.frame.height, jpeg=j)
                         for f, j in zip(frames, jpegs, strict=True)],
-                edge=[to_wire(f.detections) for f in frames], queries=job.queries)
+                edge=[to_wire(f.detections) for f in frames], queries=job.queries,
+                perspective=list(job.perspective) if job.perspective else [])
             data = encode(req)
             if len(data) <= o.max_payload_bytes or len(frames) == 1:
                 break

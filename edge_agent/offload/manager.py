@@ -83,7 +83,10 @@ class OffloadManager:
                     model=entry.meta.get("model", ""), matches=matches,
                     text_model=entry.meta.get("text_model", "")))
                 return
-        self.client.submit(summary, keyframes, self.queries.get(summary.camera, []), fp)
+        queries = self.queries.get(summary.camera, [])
+        pipe = self.agent.by_name.get(summary.camera)
+        line = pipe.perspective.line if queries and pipe is not None else None
+        self.client.submit(summary, keyframes, queries, fp, line)
 
     def remember(self, answer: Answer) -> None:
         """Keep a cloud answer for recurring scenes (post thread)."""

@@ -8,12 +8,12 @@ without allocating a byte of pixels.
 Request (edge -> `osprey/{d}/offload/request`):
     v, kind="request", id, device, camera, window, sent_at, expires_at, reply_to, corr,
     frames: [{index, captured_at, width, height, jpeg}], edge: [[detection]] per frame,
-    queries: [text]
+    queries: [text], perspective: [a, b] (the camera's scale line, or empty)
 Response (worker -> `reply_to`, MQTT v5 ResponseTopic; `reply_to` and `corr` are in the
 envelope too so a 3.1.1 broker works):
     v, kind="response", id, device, camera, window, worker, status ("ok" | "error"), error,
     frames: [{index, detections: [detection]}], model, infer_ms, cache ("none" | "memory" |
-    "redis"), matches: [{query, score, index, box, label, class_id}] (text queries that
+    "redis"), matches: [{query, score, index, box, label, class_id, size}] (text queries that
     describe a detection), text_model, refused_queries: [{query, reason}] (queries the text
     model cannot read: words it does not know)
 Detection: {class_id, label, score, box: [x1, y1, x2, y2] in the original frame's pixels,
@@ -95,6 +95,9 @@ class OffloadRequest(_Envelope):
     frames: list[Keyframe] = Field(min_length=1)
     edge: list[list[WireDetection]]
     queries: list[Annotated[str, Field(max_length=MAX_QUERY_CHARS)]] = []
+    perspective: Annotated[list[float], Field(max_length=2)] = []
+    """The camera's scale line [a, b] (edge_agent.offload.sizes), for sizes in queries;
+    empty until the agent has learned it."""
 
     @model_validator(mode="after")
     def _shape(self) -> OffloadRequest:
@@ -119,6 +122,8 @@ class WireMatch(_Wire):
     box: Box
     label: Annotated[str, Field(max_length=128)]
     class_id: int = Field(ge=0, le=100_000)
+    size: Literal["small", "medium", "large"] | None = None
+    """The detection's size for its class, when the request carried the camera's scale."""
 
 
 class RefusedQuery(_Wire):

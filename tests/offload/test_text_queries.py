@@ -65,16 +65,21 @@ def text_model():
 def test_queries_with_words_the_model_does_not_know_are_refused(text_model):
     op = TextOpinion(text_model, CLASSES)
     usable, refused = op.read_queries(["red car", "red cars", "a bus", "a crimson car",
-                                       "a small dog", "the pedestrians facing left"])
-    assert usable == [("red car", "red car"), ("red cars", "red car"),
-                      ("the pedestrians facing left", "the pedestrian facing left")]
+                                       "a small dog", "the pedestrians facing left", "big"])
+    assert usable == [("red car", "red car", None), ("red cars", "red car", None),
+                      ("a small dog", "a dog", "small"),
+                      ("the pedestrians facing left", "the pedestrian facing left", None)]
     reasons = {r.query: r.reason for r in refused}
-    assert set(reasons) == {"a bus", "a crimson car", "a small dog"}
-    assert "'crimson'" in reasons["a crimson car"] and "'small'" in reasons["a small dog"]
-    assert "osprey-textimage" in reasons["a bus"]
+    assert set(reasons) == {"a bus", "a crimson car", "big"}
+    assert "'crimson'" in reasons["a crimson car"] and "osprey-textimage" in reasons["a bus"]
+    assert "needs something to look for" in reasons["big"]
     # A plural reads as its singular: the same embedding, so the same matches.
     assert np.allclose(text_model.encode_texts(["red car"]),
                        text_model.encode_texts([usable[1][1]]))
+    # A size is read from the camera's scale: refused while the agent has not learned it.
+    usable, refused = op.read_queries(["a small dog", "red car"], scale_known=False)
+    assert [u[0] for u in usable] == ["red car"]
+    assert refused[0].query == "a small dog" and "not yet known" in refused[0].reason
 
 
 def test_a_refused_query_never_matches(text_model):
