@@ -67,6 +67,16 @@ class TextImageSpec:
         return cls(**raw)
 
 
+def text_model_providers(wanted: list[str], available: list[str]) -> list[str]:
+    """ONNX Runtime providers for the image-text encoders: the detector's (`model.runtime.
+    providers`) without TensorRT, whose engines and INT8 settings are the detector's
+    business; CUDA where asked for and present, the CPU always last."""
+    from edge_agent.detector.backends.onnxruntime import resolve_providers
+
+    return [p for p in resolve_providers(wanted, available, "fp32", Path("."))
+            if isinstance(p, str) and p != "TensorrtExecutionProvider"]
+
+
 def letterbox_crop(image: np.ndarray, box, size: int, context: float = 0.15,
                    fill: int = 114) -> np.ndarray:
     """The box plus `context` of its size on each side, scaled to fit a size x size square

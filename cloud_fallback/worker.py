@@ -39,7 +39,7 @@ from cloud_fallback.cache import ResultCache, content_key
 from cloud_fallback.config import CloudConfig
 from cloud_fallback.fusion import fuse_keyframes
 from cloud_fallback.opinion import TextOpinion
-from cloud_fallback.textimage import TextImageModel
+from cloud_fallback.textimage import TextImageModel, text_model_providers
 from edge_agent.bundled import bundled_cloud_model, bundled_text_model
 from edge_agent.detector import Detector
 from edge_agent.detector.detections import Detections
@@ -108,7 +108,12 @@ class Worker:
         self.opinion: TextOpinion | None = None
         self._refused_seen: set[tuple[str, str, str]] = set()
         if t.enabled:
-            text_model = text_model or TextImageModel.load(t.path or bundled_text_model())
+            if text_model is None:
+                import onnxruntime as ort
+
+                text_model = TextImageModel.load(
+                    t.path or bundled_text_model(), text_model_providers(
+                        list(config.model.runtime.providers), ort.get_available_providers()))
             self.opinion = TextOpinion(text_model, tuple(detector.class_names), t.label_weight,
                                        t.match_threshold, t.min_side_px, t.max_crops)
         lim = config.limits

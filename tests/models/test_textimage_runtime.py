@@ -177,3 +177,19 @@ def test_broken_model_folders_say_what_is_wrong(tmp_path, broken, message):
 def test_a_missing_folder_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         TextImageModel.load(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("wanted, available, expected", [
+    (["auto"], ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+     ["CUDAExecutionProvider", "CPUExecutionProvider"]),
+    (["auto"], ["CPUExecutionProvider"], ["CPUExecutionProvider"]),
+    (["tensorrt", "cpu"], ["TensorrtExecutionProvider", "CPUExecutionProvider"],
+     ["CPUExecutionProvider"]),
+    (["cuda"], ["CUDAExecutionProvider", "CPUExecutionProvider"],
+     ["CUDAExecutionProvider", "CPUExecutionProvider"]),
+])
+def test_the_text_model_runs_where_the_detector_does_but_never_on_tensorrt(wanted, available,
+                                                                          expected):
+    from cloud_fallback.textimage import text_model_providers
+
+    assert text_model_providers(wanted, available) == expected
