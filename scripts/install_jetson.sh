@@ -27,7 +27,7 @@ APT_PACKAGES=(python3-venv python3-dev python3-pip build-essential python3-libnv
               nvidia-opencv)
 
 DRY_RUN=0 ROOT="" BROKER="" DEVICE_ID="" MQTT_USER="" PASSWORD_FILE="" CA_FILE=""
-PRECISION=int8 START=1 FORCE_CONFIG=0 ORT_WHEEL=""
+PRECISION=int8 START=1 FORCE_CONFIG=0 ORT_WHEEL="" WAS_RUNNING=0 STOPPED=0
 ASSUME_L4T="" ASSUME_PYTHON="" ASSUME_CUDA=""
 CAMERAS=()
 STEP=0 STEP_NAME="" FIX="" PROBLEMS=0
@@ -48,7 +48,9 @@ usage: install_jetson.sh --camera URL [--camera URL ...] --broker HOST[:PORT] [o
   --ort-index URL           index of Jetson wheels (default $ORT_INDEX_BASE/cu122 on CUDA
                             12.2 to 12.5, $ORT_INDEX_BASE/cu126 on 12.6 and later)
   --force-config            overwrite $ETC/edge.yaml even if it was changed
-  --no-start                install and enable the service, but do not (re)start it
+  --no-start                install and enable the service, but leave it as it was: it is
+                            stopped while doctor opens the cameras, and started again
+                            only if it was running
   --dry-run                 print every action, change nothing (works on any machine)
   --root DIR                write files under DIR (an image being prepared); users, apt and
                             services still act on this machine
@@ -330,6 +332,11 @@ install_onnxruntime() {
   fi
   local python
   python=$(p "$VENV")/bin/python
+  # A GPU wheel that does not run here (built for another CUDA) would only be "already
+  # satisfied" by pip: it goes first.
+  if [ "$DRY_RUN" = 0 ] && "$python" -m pip show onnxruntime-gpu >/dev/null 2>&1; then
+    run "$python" -m pip uninstall -y onnxruntime-gpu
+  fi
   # Both wheels provide the onnxruntime module: only one may be installed.
   if [ "$DRY_RUN" = 0 ] && "$python" -m pip show onnxruntime >/dev/null 2>&1; then
     run "$python" -m pip uninstall -y onnxruntime
@@ -463,19 +470,32 @@ install_unit() {
   fi
   run systemctl daemon-reload
   run systemctl enable edge-agent.service
-  # doctor opens the cameras itself: a running agent would hold a USB or CSI camera.
-  if [ "$DRY_RUN" = 1 ] || systemctl is-active --quiet edge-agent.service; then
-    run systemctl stop edge-agent.service
+  # doctor opens the cameras itself: a running agent would hold a USB or CSI camera. Stopped
+  # whatever its state ("activating" while it waits to restart after a crash is one too);
+  # if the install stops before the service is started again, the exit trap starts it.
+  if [ "$DRY_RUN" = 0 ] && systemctl is-active --quiet edge-agent.service; then
+    WAS_RUNNING=1
   fi
+  run systemctl stop edge-agent.service
+  [ "$DRY_RUN" = 1 ] || STOPPED=1
 }
 
 start_service() {
-  if [ "$START" = 0 ] || [ -n "$ROOT" ]; then
+  if [ -n "$ROOT" ] || { [ "$START" = 0 ] && [ "$WAS_RUNNING" = 0 ]; }; then
     return 0
   fi
-  step "Start edge-agent.service"
+  step "Start edge-agent.service$([ "$START" = 0 ] && printf ' again (it was running)')"
   FIX="journalctl -u edge-agent -n 50 says why the service does not start"
+  STOPPED=0
   run systemctl start edge-agent.service
+}
+
+# An install that stops (an error, Ctrl-C) after stopping a running service starts it again.
+restore_service() {
+  if [ "$STOPPED" = 1 ] && [ "$WAS_RUNNING" = 1 ]; then
+    warn "the install stopped early: starting edge-agent.service again, as it was"
+    systemctl start edge-agent.service || true
+  fi
 }
 
 run_doctor() {
@@ -497,6 +517,7 @@ run_doctor() {
 }
 
 main() {
+  trap restore_service EXIT
   parse_args "$@"
   [ "$DRY_RUN" = 0 ] || say "Dry run: printing every action; nothing is changed."
   check_platform
