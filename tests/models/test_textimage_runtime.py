@@ -28,13 +28,13 @@ def _normalised(bgr) -> np.ndarray:
     return (rgb - CLIP_MEAN) / CLIP_STD
 
 
-def clip_style_folder(tmp_path):
+def clip_style_folder(tmp_path, unk: str = "<|unk|>"):
     """Image encoder: mean colour (normalised RGB) of a 224x224 input. Text encoder: sum of
     a per-token table (colour words point at their colour's normalised RGB). Tokenizer: a BPE
     trained here, with <|startoftext|> and <|endoftext|> around every text, as CLIP's."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-    tok = Tokenizer(models.BPE(unk_token="<|unk|>", end_of_word_suffix="</w>"))
+    tok = Tokenizer(models.BPE(unk_token=unk, end_of_word_suffix="</w>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.decoder = decoders.BPEDecoder(suffix="</w>")
     trainer = trainers.BpeTrainer(vocab_size=300, end_of_word_suffix="</w>", special_tokens=[
@@ -193,3 +193,11 @@ def test_the_text_model_runs_where_the_detector_does_but_never_on_tensorrt(wante
     from cloud_fallback.textimage import text_model_providers
 
     assert text_model_providers(wanted, available) == expected
+
+
+def test_unknown_words_when_the_unknown_token_also_ends_every_text(tmp_path):
+    """CLIP's tokenizer.json names <|endoftext|> as its unknown token, and adds it after every
+    text: a word is unknown only if it reads as that token by itself."""
+    model = TextImageModel.load(clip_style_folder(tmp_path, unk="<|endoftext|>"))
+    assert model.read_query("a red box") == ("a red box", [])
+    assert model.read_query("a xyzzy box")[1] == ["xyzzy"]

@@ -23,6 +23,7 @@ from edge_agent.offload.protocol import (
     ProtocolError,
     ResponseFrame,
     decode_request,
+    WireMatch,
     decode_response,
     encode,
     from_wire,
@@ -106,6 +107,42 @@ def test_malformed_requests_are_refused_with_the_reason(mutate, message):
     good = encode(request())
     with pytest.raises(ProtocolError, match=message):
         decode_request(mutate(good), Limits(max_payload_bytes=4096))
+
+
+@pytest.mark.parametrize("line", [[0.3], [0.3, float("nan")], [0.3, float("inf")],
+                                  [0.1, 0.2, 0.3]])
+def test_a_malformed_scale_line_is_refused(line):
+    raw = {**msgpack.unpackb(encode(request())), "perspective": line}
+    with pytest.raises(ProtocolError, match="perspective"):
+        decode_request(msgpack.packb(raw))
+
+
+def test_fields_added_later_travel_only_when_set():
+    """A peer from before `perspective`, `refused_queries` and a match's `size` (which
+    forbids unknown keys) reads what a newer one sends, unless the newer one needs them."""
+    assert "perspective" not in msgpack.unpackb(encode(request()))
+    assert msgpack.unpackb(encode(request(perspective=[0.25, -24.0])))["perspective"] == \
+        [0.25, -24.0]
+    resp = OffloadResponse(id="a" * 32, device="d1", camera="c1", window="c1-1", worker="w",
+                           status="ok", matches=[WireMatch(query="red car", score=0.9, index=3,
+                                                           box=[1, 2, 3, 4], label="car",
+                                                           class_id=1)])
+    raw = msgpack.unpackb(encode(resp))
+    assert "refused_queries" not in raw and "size" not in raw["matches"][0]
+    assert decode_response(encode(resp)) == resp
+    sized = resp.model_copy(update={"matches": [resp.matches[0].model_copy(
+        update={"size": "small"})]})
+    assert msgpack.unpackb(encode(sized))["matches"][0]["size"] == "small"
+
+
+def test_the_scale_line_keys_the_cloud_cache_only_for_a_size_query():
+    from cloud_fallback.cache import content_key
+
+    plain, line = request(), request(perspective=[0.25, -24.0])
+    assert content_key(plain, "m") == content_key(line, "m")
+    sized = request(queries=["a small dog"])
+    assert content_key(sized, "m") != content_key(
+        request(queries=["a small dog"], perspective=[0.25, -24.0]), "m")
 
 
 def test_limits_on_keyframes_and_image_size():

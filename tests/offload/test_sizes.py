@@ -60,6 +60,8 @@ def test_sizes_follow_the_class_and_the_row():
     r = size_ratio(d, line, heights)
     assert r == pytest.approx([1.0, 0.7, 1.3], abs=0.01)
     assert size_class(r) == ["medium", "small", "large"]
+    # A box cut by the frame's border has no size: its height says nothing.
+    assert size_class(size_ratio(d, line, heights, frame=(640, 300))) == [None, None, "large"]
     # Above the horizon nothing has a size.
     assert size_class(size_ratio(dets_of([[0, 10, 5, 60]], [person]), line, heights)) == [None]
 
