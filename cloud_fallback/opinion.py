@@ -4,9 +4,11 @@ For each keyframe's detections (after fusion), crops are embedded once and read 
 - labels: the detector's distribution (its label at its score, the rest spread evenly) and
   the text model's softmax over the class prompts are combined log-linearly,
   `q(c) ~ p_det(c)^(1-w) * p_text(c)^w` (normalised over the classes); the label becomes
-  argmax q and the score q of that label. Where the text model agrees with a sure detector
-  the score barely moves; where it corroborates an unsure one the score rises, and a
-  relabelled detection is scored for its new label, not the one the detector gave.
+  argmax q. The score is the detector's probability of that label times how much the text
+  model moved it, `p_det(label) * q(label) / q0(label)`, where `q0` is the same combination
+  with a text model that says nothing (uniform): a text model without an opinion leaves every
+  score as it was, for any number of classes; agreement raises it, doubt lowers it, and a
+  relabelled detection is scored for its new label, from the detector's share of it.
 - queries: each of the camera's text queries is a match for a detection when the model's
   match probability reaches the threshold. A query with a word the model does not know is
   refused, with the reason, instead of being read without that word ("a crimson car" is not
@@ -54,12 +56,19 @@ class TextOpinion:
         s = np.clip(dets.score, 0.02, 0.98)[:, None]
         p_det = np.broadcast_to((1 - s) / (c - 1), (len(dets), c)).copy()
         p_det[np.arange(len(dets)), dets.class_id] = s[:, 0]
-        log_q = (1 - w) * np.log(p_det) + w * np.log(np.clip(p_text, 1e-6, 1.0))
-        log_q -= log_q.max(axis=1, keepdims=True)
-        q = np.exp(log_q)
-        q /= q.sum(axis=1, keepdims=True)
+        def normalised(log_q: np.ndarray) -> np.ndarray:
+            q = np.exp(log_q - log_q.max(axis=1, keepdims=True))
+            return q / q.sum(axis=1, keepdims=True)
+
+        q = normalised((1 - w) * np.log(p_det) + w * np.log(np.clip(p_text, 1e-6, 1.0)))
+        q0 = normalised((1 - w) * np.log(p_det))
+        rows = np.arange(len(dets))
         label = q.argmax(axis=1)
-        return label.astype(np.int32), q[np.arange(len(dets)), label].astype(np.float32)
+        score = np.clip(p_det[rows, label] * q[rows, label] / q0[rows, label], 0.0, 1.0)
+        # Unchanged where the text model moved nothing (no rounding noise on the score).
+        same = np.isclose(q[rows, label], q0[rows, label], rtol=1e-6) & (label == dets.class_id)
+        score = np.where(same, dets.score, score)
+        return label.astype(np.int32), score.astype(np.float32)
 
     def read_queries(self, queries: list[str], scale_known: bool = True
                      ) -> tuple[list[tuple[str, str, str | None]], list[RefusedQuery]]:
@@ -71,8 +80,10 @@ class TextOpinion:
             size, rest = split_size(query)
             text, unknown = self.model.read_query(rest)
             if unknown:
-                reason = (f"the image-text model {self.model.name!r} does not know "
-                          f"{', '.join(repr(u) for u in unknown)}")
+                words = ", ".join(repr(u[:40]) for u in unknown[:5])
+                more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+                reason = (f"the image-text model {self.model.name[:80]!r} does not know "
+                          f"{words}{more}")
             elif size is not None and not text.strip():
                 reason = f"{size!r} needs something to look for, e.g. '{size} dog'"
             elif size is not None and not scale_known:
@@ -123,7 +134,8 @@ class TextOpinion:
             out.append(relabelled)
             if query_emb is not None:
                 prob = self.model.match_probability(emb, query_emb)
-                sizes = (size_class(size_ratio(relabelled[pick], perspective, heights))
+                frame = (image.shape[1] * sx, image.shape[0] * sy)
+                sizes = (size_class(size_ratio(relabelled[pick], perspective, heights, frame))
                          if heights is not None else [None] * len(pick))
                 for i, q in zip(*np.nonzero(prob >= self.match_threshold), strict=True):
                     wanted = usable[q][2]

@@ -250,7 +250,9 @@ class TextImageModel:
         return self._unk
 
     def _unknown(self, word: str, unk: int) -> bool:
-        enc = self.tokenizer.encode(word)
+        # Without the special tokens a tokenizer adds around every text: CLIP's unknown token
+        # is also its end-of-text token.
+        enc = self.tokenizer.encode(word, add_special_tokens=False)
         return any(i == unk for i, m in zip(enc.ids, enc.attention_mask, strict=True) if m)
 
     # readings ------------------------------------------------------------------------------

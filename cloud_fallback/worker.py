@@ -57,6 +57,7 @@ from edge_agent.offload.protocol import (
     encode,
     expired,
     to_wire,
+    wire_dict,
 )
 
 log = logging.getLogger("osprey.cloud")
@@ -338,11 +339,12 @@ class Worker:
                 per_frame, matches = self.opinion.apply(
                     [img for img, _, _ in decoded], per_frame, [kf.index for kf in req.frames],
                     [scale for _, _, scale in decoded], req.queries, req.perspective)
+                per_frame = [d[d.score >= floor] for d in per_frame]  # rescored
             frames = [ResponseFrame(index=kf.index, detections=to_wire(d))
                       for kf, d in zip(req.frames, per_frame, strict=True)]
             infer_ms = (time.perf_counter() - t0) * 1000
-            self.cache.put(key, {"frames": [f.model_dump() for f in frames],
-                                 "matches": [m.model_dump() for m in matches]})
+            self.cache.put(key, {"frames": [wire_dict(f) for f in frames],
+                                 "matches": [wire_dict(m) for m in matches]})
             resp = self._ok(req, frames, matches, infer_ms, "none")
             outcome = "ok"
             self.metrics.matches.inc(len(matches))

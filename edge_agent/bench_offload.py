@@ -760,7 +760,13 @@ def bench_sizes(edge: Detector, cloud: Any, seeds: list[int], preset: str, secon
     then the size of each cloud detection (score >= 0.5) of every `judge_every`-th frame
     in the last third, against the true size of the whole object it covers (IoU >= 0.5,
     same class, under 10 % occluded, inside the frame)."""
-    from edge_agent.offload.sizes import SIZES, Perspective, size_class, size_ratio
+    from edge_agent.offload.sizes import (
+        SIZES,
+        Perspective,
+        class_heights,
+        size_class,
+        size_ratio,
+    )
 
     total = np.zeros((3, 3), int)
     per_seed = []
@@ -785,7 +791,8 @@ def bench_sizes(edge: Detector, cloud: Any, seeds: list[int], preset: str, secon
                     and o.truncation == 0]
             if not len(dets) or not objs:
                 continue
-            read = size_class(size_ratio(dets, line, persp.heights))
+            read = size_class(size_ratio(dets, line, class_heights(dets.class_names),
+                                         (world.options.width, world.options.height)))
             m = iou_matrix(np.array([o.box for o in objs], np.float32), dets.xyxy)
             for k, o in enumerate(objs):
                 j = int(m[k].argmax())

@@ -22,6 +22,7 @@ Detection: {class_id, label, score, box: [x1, y1, x2, y2] in the original frame'
 
 from __future__ import annotations
 
+import math
 import struct
 import time
 import uuid
@@ -30,7 +31,14 @@ from typing import Annotated, Any, Literal
 
 import msgpack
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from edge_agent.config.edge import MAX_QUERIES, MAX_QUERY_CHARS
 from edge_agent.detector.detections import Detections
@@ -99,6 +107,14 @@ class OffloadRequest(_Envelope):
     """The camera's scale line [a, b] (edge_agent.offload.sizes), for sizes in queries;
     empty until the agent has learned it."""
 
+    @field_validator("perspective")
+    @classmethod
+    def _perspective(cls, value: list[float]) -> list[float]:
+        if value and (len(value) != 2 or not all(math.isfinite(v) for v in value)):
+            raise ValueError(f"perspective is [a, b] (two finite numbers) or empty, not "
+                             f"{value!r}")
+        return value
+
     @model_validator(mode="after")
     def _shape(self) -> OffloadRequest:
         if len(self.edge) != len(self.frames):
@@ -152,8 +168,27 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+OMITTED_WHEN_EMPTY = ("perspective", "refused_queries", "size")
+"""Fields added to protocol version 1 after its first release: left out of a message when
+empty, so a peer that predates them (and forbids unknown keys) still reads it."""
+
+
 def encode(message: _Wire) -> bytes:
-    return msgpack.packb(message.model_dump(), use_bin_type=True)
+    return msgpack.packb(wire_dict(message), use_bin_type=True)
+
+
+def wire_dict(message: _Wire) -> dict[str, Any]:
+    """The message as it travels (and as caches keep it): `OMITTED_WHEN_EMPTY` left out when
+    empty, in nested messages too."""
+    def strip(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: strip(v) for k, v in obj.items()
+                    if not (k in OMITTED_WHEN_EMPTY and v in (None, [], ()))}
+        if isinstance(obj, list):
+            return [strip(v) for v in obj]
+        return obj
+
+    return strip(message.model_dump())
 
 
 def _unpack(data: bytes, limit: int) -> dict[str, Any]:

@@ -60,9 +60,11 @@ def split_size(query: str) -> tuple[str | None, str]:
 
 
 def size_ratio(dets: Detections, line: tuple[float, float] | list[float],
-               heights: np.ndarray) -> np.ndarray:
+               heights: np.ndarray, frame: tuple[float, float] | None = None,
+               border: float = 2.0) -> np.ndarray:
     """Height of each detection over its class's typical height at its foot row (NaN where
-    the class has no typical height)."""
+    the class has no typical height, and, given the `frame` (width, height), for boxes cut by
+    its border: their height says nothing)."""
     a, b = line
     y2 = dets.xyxy[:, 3].astype(np.float64)
     h = (dets.xyxy[:, 3] - dets.xyxy[:, 1]).astype(np.float64)
@@ -71,6 +73,11 @@ def size_ratio(dets: Detections, line: tuple[float, float] | list[float],
     hm = np.full(len(dets), np.nan)
     hm[known] = heights[cls[known]]
     expected = hm * (a * y2 + b)
+    if frame is not None:
+        x1, y1, x2, _ = dets.xyxy.T
+        cut = ((x1 <= border) | (y1 <= border) | (x2 >= frame[0] - border)
+               | (y2 >= frame[1] - border))
+        expected = np.where(cut, np.nan, expected)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(expected > 1.0, h / expected, np.nan)
 

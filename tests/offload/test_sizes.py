@@ -54,9 +54,9 @@ def test_sizes_follow_the_class_and_the_row():
     person, dog = CLASSES.index("person"), CLASSES.index("dog")
     typical_person_at_300 = heights[person] * (0.5 * 300 - 40)  # 187 px
     typical_dog_at_200 = heights[dog] * (0.5 * 200 - 40)  # 36 px
-    d = dets_of([[0, 300 - typical_person_at_300, 50, 300],
-                 [0, 300 - 0.7 * typical_person_at_300, 50, 300],
-                 [0, 200 - 1.3 * typical_dog_at_200, 50, 200]], [person, person, dog])
+    d = dets_of([[10, 300 - typical_person_at_300, 50, 300],
+                 [10, 300 - 0.7 * typical_person_at_300, 50, 300],
+                 [10, 200 - 1.3 * typical_dog_at_200, 50, 200]], [person, person, dog])
     r = size_ratio(d, line, heights)
     assert r == pytest.approx([1.0, 0.7, 1.3], abs=0.01)
     assert size_class(r) == ["medium", "small", "large"]

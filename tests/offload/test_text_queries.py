@@ -79,7 +79,7 @@ def test_queries_with_words_the_model_does_not_know_are_refused(text_model):
 
 
 def test_a_refusal_stays_within_what_an_answer_may_carry(text_model):
-    query = " ".join(f"zq{i}" for i in range(60))  # 60 unknown words, under 256 characters
+    query = " ".join(f"q{i:02d}" for i in range(60))  # 60 unknown words, under 256 characters
     assert len(query) <= 256
     _, refused = TextOpinion(text_model, CLASSES).read_queries([query])
     assert len(refused[0].reason) <= 512 and "and 55 more" in refused[0].reason
