@@ -395,6 +395,10 @@ def bench_cache_seeds(edge: Detector, cloud: Any, seeds: list[int] | tuple[int, 
                 "false_hit_rate_95": wilson(false, hits)}
 
     cloud_judged = pooled(lambda r: r)
+    right, oracle = sum(r["reused_right"] for r in runs), cloud_judged["oracle_reusable"]
+    cloud_judged["reused_right"] = right
+    cloud_judged["reuse_captured"] = right / oracle if oracle else None
+    alone = sum(r["cloud_alone"]["oracle_reusable"] for r in runs)
     truth_false = sum(r["truth"]["false_hits"] for r in runs)
     truth_oracle = sum(r["truth"]["same_scene_windows"] for r in runs)
     offloaded = sum(r["offloaded_windows"] for r in runs)
@@ -402,6 +406,9 @@ def bench_cache_seeds(edge: Detector, cloud: Any, seeds: list[int] | tuple[int, 
         "seeds": list(seeds), "seconds": seconds, "ratio": ratio,
         "offloaded_windows": offloaded, "cache_hits": hits,
         "cache_hit_rate": hits / max(1, offloaded), **cloud_judged,
+        "cloud_alone": {"oracle_reusable": alone,
+                        "reuse_captured": (hits - cloud_judged["false_hits"]) / alone
+                        if alone else None},
         "every_keyframe": pooled(lambda r: r["every_keyframe"]),
         "single_frame": pooled(lambda r: r["single_frame"]),
         "truth": {"same_scene_windows": truth_oracle,
@@ -432,6 +439,12 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
                 progress: Callable[[str], None]) -> dict[str, Any]:
     """The edge cache over a long clip with recurring and near-duplicate scenes, windows
     offloaded at `ratio` by the policy's score (rate mode).
+
+    `reuse_captured` is the hits the cloud agrees with over the windows an oracle could have
+    answered from the cache: those for which an answer stored for the same scene (by the
+    ground truth) is still what the cloud says now. `cloud_alone` counts as reusable any
+    window some stored answer agrees with, whatever scene it came from; that also counts
+    near-duplicates, which the cache must refuse.
 
     Each hit is judged twice. By the cloud (`false_hit_rate`): the reused answer (the
     worker's fused keyframes of the window it was stored for) against the answer the worker
@@ -473,7 +486,8 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
     count = dict.fromkeys(("hits", "correct", "false", "oracle", "offloaded", "truth_oracle",
                            "truth_correct", "truth_false", "cloud_differs_same_scene",
                            "near_duplicate_windows", "near_duplicate_hits", "single_oracle",
-                           "single_correct", "frame_oracle", "frame_correct"), 0)
+                           "single_correct", "frame_oracle", "frame_correct", "cloud_oracle",
+                           "correct_same_scene"), 0)
     memo: dict[int, Detections] = {}
     diag: list[dict[str, Any]] = []
 
@@ -518,7 +532,13 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
         near_dup = truth_now[probe[0]].scene.kind == "near_duplicate"
         count["near_duplicate_windows"] += near_dup
         verdicts = [agrees(a, frames) for a, _, _ in stored]
-        count["oracle"] += any(whole for whole, _ in verdicts)
+        same = [same_scene(t, truth_now) == 1.0 for _, _, t in stored]
+        # Reusable: an answer stored for this same scene that the cloud still gives now. An
+        # answer of another scene that happens to agree (a near-duplicate whose new object
+        # the cloud misses too) is not one to reuse: the cache must refuse those.
+        count["oracle"] += any(whole and s for (whole, _), s in zip(verdicts, same,
+                                                                   strict=True))
+        count["cloud_oracle"] += any(whole for whole, _ in verdicts)
         count["frame_oracle"] += any(each for _, each in verdicts)
         count["single_oracle"] += any(min(agreement(p[o], now[o]) for o in probe) >= 0.9
                                       for _, p, _ in stored)
@@ -542,6 +562,7 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
                 "light_then": entry.meta["light"], "light_now": truth_now[probe[0]].light,
                 "cloud_agrees": bool(good), "scene_agreement": round(scene, 3)})
             count["correct"] += good
+            count["correct_same_scene"] += good and scene == 1.0
             count["false"] += not good
             count["truth_correct"] += scene == 1.0
             count["truth_false"] += scene < 1.0
@@ -555,8 +576,12 @@ def bench_cache(edge: Detector, cloud: Any, seed: int, seconds: float, ratio: fl
     return {"seed": seed, "seconds": seconds, "ratio": ratio,
             "offloaded_windows": count["offloaded"],
             "cache_hits": hits, "cache_hit_rate": hits / max(1, count["offloaded"]),
-            "oracle_reusable": count["oracle"],
-            "reuse_captured": count["correct"] / count["oracle"] if count["oracle"] else None,
+            "oracle_reusable": count["oracle"], "reused_right": count["correct_same_scene"],
+            "reuse_captured": (count["correct_same_scene"] / count["oracle"]
+                               if count["oracle"] else None),
+            "cloud_alone": {"oracle_reusable": count["cloud_oracle"],
+                            "reuse_captured": (count["correct"] / count["cloud_oracle"]
+                                               if count["cloud_oracle"] else None)},
             "false_hits": count["false"], "false_hit_rate": count["false"] / max(1, hits),
             "every_keyframe": _judged(count["frame_oracle"], count["frame_correct"], hits),
             "single_frame": _judged(count["single_oracle"], count["single_correct"], hits),

@@ -43,8 +43,14 @@ def test_bench_offload_json(mosquitto, tmp_path):  # the fixture makes sure Mosq
     assert c["false_hits"] <= c["cache_hits"] and c["single_frame"]["false_hits"] <= c["cache_hits"]
     # Pooled over the cache clips: the sums of each clip's counts.
     assert [p["seed"] for p in c["per_seed"]] == c["seeds"] == [1137, 1138]
-    for key in ("cache_hits", "false_hits", "oracle_reusable", "near_duplicate_windows"):
+    for key in ("cache_hits", "false_hits", "oracle_reusable", "reused_right",
+                "near_duplicate_windows"):
         assert c[key] == sum(p[key] for p in c["per_seed"]), key
+    # The oracle wants the same scene and the cloud's agreement: never more windows than
+    # either alone, and the hits it counts right are hits.
+    assert c["oracle_reusable"] <= min(c["cloud_alone"]["oracle_reusable"],
+                                       c["truth"]["same_scene_windows"])
+    assert c["reused_right"] <= c["cache_hits"] - c["false_hits"]
     assert c["every_keyframe"]["false_hits"] == sum(
         p["every_keyframe"]["false_hits"] for p in c["per_seed"])
     assert {"p50_ms", "p95_ms"} <= set(r["refined_latency"])
