@@ -112,6 +112,8 @@ class TextImageModel:
     tokenizer: object
     _text_cache: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
     _queries: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    _unk: int | None = None
+    """The tokenizer's unknown-token id (None: it has none), read at load."""
 
     @classmethod
     def load(cls, folder: str | Path, providers: list[str] | None = None) -> TextImageModel:
@@ -147,7 +149,9 @@ class TextImageModel:
                              f"{exc}") from None
         tok.enable_padding(length=spec.max_length, pad_id=spec.pad_id)
         tok.enable_truncation(spec.max_length)
-        model = cls(folder, spec, image, text, tok)
+        unk_token = json.loads(tok.to_str()).get("model", {}).get("unk_token")
+        model = cls(folder, spec, image, text, tok,
+                    _unk=tok.token_to_id(unk_token) if unk_token else None)
         model._check_inputs()
         model._check_embeddings()
         return model
@@ -225,7 +229,7 @@ class TextImageModel:
         word."""
         if text in self._queries:
             return self._queries[text]
-        unk = self._unk_id()
+        unk = self._unk
         words, unknown = text.split(), []
         if unk is not None:
             for i, word in enumerate(words):
@@ -241,13 +245,6 @@ class TextImageModel:
             self._queries.clear()
         self._queries[text] = out
         return out
-
-    def _unk_id(self) -> int | None:
-        if not hasattr(self, "_unk"):
-            model = json.loads(self.tokenizer.to_str()).get("model", {})
-            token = model.get("unk_token")
-            self._unk = self.tokenizer.token_to_id(token) if token else None
-        return self._unk
 
     def _unknown(self, word: str, unk: int) -> bool:
         # Without the special tokens a tokenizer adds around every text: CLIP's unknown token

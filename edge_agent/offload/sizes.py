@@ -134,12 +134,18 @@ class Perspective:
         with self._lock:
             self._first = t if self._first is None else self._first
             self._last = t
-            for y, h in zip(y2[ok].tolist(), ((y2 - y1)[ok] / hm[ok]).tolist(), strict=True):
-                slot = (self._seen if self._seen < cap
-                        else int(self._rng.integers(0, self._seen + 1)))
-                if slot < cap:
-                    self._y[slot], self._h[slot] = y, h
-                self._seen += 1
+            ys, hs = y2[ok], (y2 - y1)[ok] / hm[ok]
+            if self._seen + len(ys) <= cap:  # filling up: no sampling yet
+                self._y[self._seen:self._seen + len(ys)] = ys
+                self._h[self._seen:self._seen + len(ys)] = hs
+                self._seen += len(ys)
+            else:
+                for y, h in zip(ys.tolist(), hs.tolist(), strict=True):
+                    slot = (self._seen if self._seen < cap
+                            else int(self._rng.integers(0, self._seen + 1)))
+                    if slot < cap:
+                        self._y[slot], self._h[slot] = y, h
+                    self._seen += 1
             self._new += int(ok.sum())
             n = min(self._seen, cap)
             if (self._new >= self.refit_every and n >= self.min_samples

@@ -28,6 +28,22 @@ def _normalised(bgr) -> np.ndarray:
     return (rgb - CLIP_MEAN) / CLIP_STD
 
 
+def mean_colour_encoder(axes=(2, 3), width: int = 3):
+    """An image encoder graph: the mean of a 224x224 input over `axes` (`width` wide)."""
+    return helper.make_graph(
+        [helper.make_node("ReduceMean", ["pixel_values"], ["image_embeds"], axes=list(axes),
+                          keepdims=0)],
+        "image", [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
+                                                ["batch", 3, 224, 224])],
+        [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["batch", width])])
+
+
+def save_graph(graph, path) -> None:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
 def clip_style_folder(tmp_path, unk: str = "<|unk|>"):
     """Image encoder: mean colour (normalised RGB) of a 224x224 input. Text encoder: sum of
     a per-token table (colour words point at their colour's normalised RGB). Tokenizer: a BPE
@@ -52,12 +68,6 @@ def clip_style_folder(tmp_path, unk: str = "<|unk|>"):
         assert len(ids) == 1, f"{word} must be one token"
         table[ids[0]] = _normalised(bgr)
 
-    img = helper.make_graph(
-        [helper.make_node("ReduceMean", ["pixel_values"], ["image_embeds"], axes=[2, 3],
-                          keepdims=0)],
-        "image", [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
-                                                ["batch", 3, 224, 224])],
-        [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["batch", 3])])
     txt = helper.make_graph(
         [helper.make_node("Gather", ["table", "input_ids"], ["g"]),
          helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
@@ -70,10 +80,8 @@ def clip_style_folder(tmp_path, unk: str = "<|unk|>"):
         [numpy_helper.from_array(table, "table"),
          numpy_helper.from_array(np.array([-1], np.int64), "axis"),
          numpy_helper.from_array(np.array([1], np.int64), "one")])
-    for name, graph in (("visual.onnx", img), ("textual.onnx", txt)):
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        model.ir_version = 8
-        onnx.save(model, str(tmp_path / name))
+    save_graph(mean_colour_encoder(), tmp_path / "visual.onnx")
+    save_graph(txt, tmp_path / "textual.onnx")
     (tmp_path / "textimage.json").write_text(json.dumps({
         "image_encoder": "visual.onnx", "text_encoder": "textual.onnx", "image_size": 224,
         "mean": CLIP_MEAN, "std": CLIP_STD, "max_length": 77, "pad_id": eos,
@@ -154,15 +162,7 @@ def test_broken_model_folders_say_what_is_wrong(tmp_path, broken, message):
     elif broken == "bad_tokenizer":
         (folder / "tokenizer.json").write_text("{not json")
     elif broken == "mismatched":  # an image head of another width than the text's
-        graph = helper.make_graph(
-            [helper.make_node("ReduceMean", ["pixel_values"], ["image_embeds"], axes=[1, 3],
-                              keepdims=0)],
-            "image", [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT,
-                                                    ["batch", 3, 224, 224])],
-            [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["batch", 224])])
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        model.ir_version = 8
-        onnx.save(model, str(folder / "visual.onnx"))
+        save_graph(mean_colour_encoder(axes=(1, 3), width=224), folder / "visual.onnx")
     elif broken == "bad_key":
         spec = json.loads((folder / "textimage.json").read_text())
         (folder / "textimage.json").write_text(json.dumps({**spec, "image_sise": 3}))
