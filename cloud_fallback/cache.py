@@ -15,8 +15,8 @@ from typing import Any
 import msgpack
 from cachetools import TTLCache
 
-from edge_agent.offload.protocol import OffloadRequest
-from edge_agent.offload.sizes import split_size
+from edge_agent.core.protocol import OffloadRequest
+from edge_agent.core.sizes import split_size
 
 log = logging.getLogger("osprey.cloud.cache")
 

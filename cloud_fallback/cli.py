@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cloud_fallback.config import load_cloud_config
 from cloud_fallback.doctor import add_cloud_doctor
-from edge_agent.cli.common import (
+from edge_agent.core.cli import (
     EXIT_OK,
     add_global_options,
     add_validate_config,
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_worker(args: argparse.Namespace) -> int:
     from cloud_fallback.config import CloudConfig
     from cloud_fallback.worker import Worker
-    from edge_agent.metrics import MetricsServer
+    from edge_agent.core.metrics import MetricsServer
 
     config = load_cloud_config(args.config)
     data = config.model_dump()

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from cloud_fallback.fusion import FUSION_WEIGHT
-from edge_agent.config.common import (
+from edge_agent.core.config.common import (
     DetectorModelConfig,
     LoggingConfig,
     MetricsConfig,
@@ -17,7 +17,7 @@ from edge_agent.config.common import (
     Strict,
     topic_safe,
 )
-from edge_agent.config.loader import load_config
+from edge_agent.core.config.loader import load_config
 
 CLOUD_ENV_PREFIX = "OSPREY_CLOUD"
 

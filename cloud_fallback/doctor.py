@@ -7,13 +7,19 @@ import argparse
 from pathlib import Path
 
 from cloud_fallback.config import CLOUD_ENV_PREFIX, CloudConfig, load_cloud_config
-from edge_agent.bundled import bundled_cloud_model
-from edge_agent.cli.doctor import add_report_options, config_check, report
-from edge_agent.doctor import Check
-from edge_agent.doctor.edge import engine_check, machine_checks, resolve_model
-from edge_agent.doctor.model import check_model
-from edge_agent.doctor.report import fail, ok, skip
-from edge_agent.doctor.services import check_broker, check_redis
+from edge_agent.core.bundled import bundled_cloud_model
+from edge_agent.core.doctor.machine import engine_check, machine_checks, resolve_model
+from edge_agent.core.doctor.model import check_model
+from edge_agent.core.doctor.report import (
+    Check,
+    add_report_options,
+    config_check,
+    fail,
+    ok,
+    report,
+    skip,
+)
+from edge_agent.core.doctor.services import check_broker, check_redis
 
 
 def add_cloud_doctor(sub) -> None:
@@ -53,7 +59,7 @@ def check_text_model(config: CloudConfig) -> Check:
         import numpy as np
 
         from cloud_fallback.textimage import TextImageModel
-        from edge_agent.bundled import bundled_text_model
+        from edge_agent.core.bundled import bundled_text_model
 
         model = TextImageModel.load(t.path or bundled_text_model())
         crop = model.crops(np.full((64, 64, 3), 128, np.uint8),

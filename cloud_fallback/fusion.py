@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_agent.detector.detections import Detections
-from edge_agent.detector.nms import iou_matrix
-from edge_agent.detector.nms import widen as widen_boxes
+from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.nms import iou_matrix
+from edge_agent.core.detector.nms import widen as widen_boxes
 
 FUSION_WEIGHT = 0.35
 

@@ -14,7 +14,7 @@ For each keyframe's detections (after fusion), crops are embedded once and read 
   refused, with the reason, instead of being read without that word ("a crimson car" is not
   "a car"). A size word ("a small dog") is read by geometry, not by the model: the rest of
   the query must match and the detection must be of that size for its class at its place in
-  the frame, by the camera's scale line the agent sends (edge_agent.offload.sizes); until the
+  the frame, by the camera's scale line the agent sends (edge_agent.core.sizes); until the
   agent has learned it, such a query is refused for that answer.
 """
 
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cloud_fallback.textimage import TextImageModel
-from edge_agent.detector.detections import Detections
-from edge_agent.offload.protocol import RefusedQuery, WireMatch
-from edge_agent.offload.sizes import class_heights, size_class, size_ratio, split_size
+from edge_agent.core.detector.detections import Detections
+from edge_agent.core.protocol import RefusedQuery, WireMatch
+from edge_agent.core.sizes import class_heights, size_class, size_ratio, split_size
 
 
 @dataclass

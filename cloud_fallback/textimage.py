@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.errors import ModelError
+from edge_agent.core.errors import ModelError
 
 CONFIG_NAME = "textimage.json"
 
@@ -71,7 +71,7 @@ def text_model_providers(wanted: list[str], available: list[str]) -> list[str]:
     """ONNX Runtime providers for the image-text encoders: the detector's (`model.runtime.
     providers`) without TensorRT, whose engines and INT8 settings are the detector's
     business; CUDA where asked for and present, the CPU always last."""
-    from edge_agent.detector.backends.onnxruntime import resolve_providers
+    from edge_agent.core.detector.backends.onnxruntime import resolve_providers
 
     return [p for p in resolve_providers(wanted, available, "fp32", Path("."))
             if isinstance(p, str) and p != "TensorrtExecutionProvider"]

@@ -30,23 +30,27 @@ import msgpack
 import numpy as np
 import paho.mqtt.client as mqtt
 from cachetools import TTLCache
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
 from cloud_fallback.cache import ResultCache, content_key
 from cloud_fallback.config import CloudConfig
-from cloud_fallback.fusion import fuse_keyframes
 from cloud_fallback.opinion import TextOpinion
+from cloud_fallback.recipe import Keyframes, Recipe, refine
 from cloud_fallback.textimage import TextImageModel, text_model_providers
-from edge_agent.bundled import bundled_cloud_model, bundled_text_model
-from edge_agent.detector import Detector
-from edge_agent.detector.detections import Detections
-from edge_agent.detector.tiling import TiledDetector
-from edge_agent.metrics import LATENCY_BUCKETS
-from edge_agent.mqtt.publisher import make_client
-from edge_agent.offload.protocol import (
+from edge_agent.core.bundled import bundled_cloud_model, bundled_text_model
+from edge_agent.core.detector import Detector
+from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.tiling import TiledDetector
+from edge_agent.core.metrics import LATENCY_BUCKETS
+from edge_agent.core.mqtt.client import make_client, publish_properties, sent
+from edge_agent.core.mqtt.topics import (
+    Topics,
+    response_topic_for,
+    shared_request_filter,
+    worker_stats,
+)
+from edge_agent.core.protocol import (
     Limits,
     OffloadRequest,
     OffloadResponse,
@@ -117,6 +121,7 @@ class Worker:
                         list(config.model.runtime.providers), ort.get_available_providers()))
             self.opinion = TextOpinion(text_model, tuple(detector.class_names), t.label_weight,
                                        t.match_threshold, t.min_side_px, t.max_crops)
+        self.recipe = Recipe.from_config(config.model)
         lim = config.limits
         self.limits = Limits(lim.max_payload_bytes, lim.max_keyframes, lim.max_image_side,
                              lim.max_image_pixels)
@@ -129,9 +134,8 @@ class Worker:
         self.stats: Counter[str] = Counter()
         self.connected = threading.Event()
         m = config.mqtt
-        self.topic = (f"$share/{config.share_group}/{m.topic_prefix}/{config.devices}"
-                      "/offload/request")
-        self.stats_topic = f"{m.topic_prefix}/cloud/{config.worker_id}/stats"
+        self.topic = shared_request_filter(m.topic_prefix, config.share_group, config.devices)
+        self.stats_topic = worker_stats(m.topic_prefix, config.worker_id)
         self.client = make_client(m, m.client_id or f"osprey-cloud-{config.worker_id}")
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -196,26 +200,18 @@ class Worker:
             log.exception("unexpected error on a request")
             self._count("error")
 
-    def _own_reply_topic(self, topic: str) -> str | None:
-        """The response topic of the device that published on `topic`
-        (<prefix>/<device>/offload/request): the only place a worker answers, so a request
-        cannot aim answers at another device."""
-        prefix = self.config.mqtt.topic_prefix
-        head, sep, device = topic.removesuffix("/offload/request").rpartition("/")
-        if not sep or head != prefix or not device:
-            return None
-        return f"{prefix}/{device}/offload/response"
-
     def _accept(self, msg) -> None:
         received = time.monotonic()
         props = getattr(msg, "properties", None)
         prop_reply = getattr(props, "ResponseTopic", None) if props else None
         prop_corr = getattr(props, "CorrelationData", None) if props else None
-        own = self._own_reply_topic(msg.topic)
+        # The only place a worker answers: the response topic of the device that published,
+        # so a request cannot aim answers at another device.
+        own = response_topic_for(self.config.mqtt.topic_prefix, msg.topic)
         try:
             req = decode_request(msg.payload, self.limits)
             reply_to = prop_reply or req.reply_to
-            mine = f"{self.config.mqtt.topic_prefix}/{req.device}/offload/response"
+            mine = Topics(self.config.mqtt.topic_prefix, req.device).offload_response
             if own is None or reply_to != own or mine != own:
                 raise ProtocolError(f"a request on {msg.topic} must come from the device of "
                                     f"that topic and be answered on {own}; this one names "
@@ -329,17 +325,12 @@ class Worker:
                 self._count("malformed")
                 self._send(job.reply_to, job.corr, encode(self._error(req, str(exc))))
                 return
-            per_frame = [d for _, d, _ in decoded]
-            if self.config.model.fuse_keyframes:
-                per_frame = fuse_keyframes(per_frame, self.config.model.fusion_weight)
-            floor = self.config.model.min_score
-            per_frame = [d[d.score >= floor] for d in per_frame]
-            matches: list[WireMatch] = []
-            if self.opinion is not None:
-                per_frame, matches = self.opinion.apply(
-                    [img for img, _, _ in decoded], per_frame, [kf.index for kf in req.frames],
-                    [scale for _, _, scale in decoded], req.queries, req.perspective)
-                per_frame = [d[d.score >= floor] for d in per_frame]  # rescored
+            per_frame, matches = refine(
+                [d for _, d, _ in decoded], self.recipe, opinion=self.opinion,
+                keyframes=Keyframes(images=[img for img, _, _ in decoded],
+                                    indices=[kf.index for kf in req.frames],
+                                    scales=[scale for _, _, scale in decoded]),
+                queries=req.queries, perspective=req.perspective)
             frames = [ResponseFrame(index=kf.index, detections=to_wire(d))
                       for kf, d in zip(req.frames, per_frame, strict=True)]
             infer_ms = (time.perf_counter() - t0) * 1000
@@ -404,12 +395,9 @@ class Worker:
                                status="error", error=reason[:1000])
 
     def _send(self, reply_to: str, corr: bytes, data: bytes) -> None:
-        props = None
-        if self.v5 and corr:
-            props = Properties(PacketTypes.PUBLISH)
-            props.CorrelationData = corr
-        info = self.client.publish(reply_to, data, qos=1, properties=props)
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+        info = self.client.publish(reply_to, data, qos=1,
+                                   properties=publish_properties(self.v5, correlation=corr))
+        if not sent(info.rc):
             log.warning("answer to %s not sent: %s", reply_to, mqtt.error_string(info.rc))
 
     def _count(self, outcome: str) -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from edge_agent.capture.opencv import open_source
-from edge_agent.config.common import DetectorModelConfig, RuntimeConfig
-from edge_agent.detector import Detector
+from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
+from edge_agent.core.detector import Detector
+from edge_agent.runtime.capture.opencv import open_source
 
 
 def main() -> None:

@@ -28,10 +28,10 @@ import cv2
 import onnxruntime as ort
 
 from edge_agent.cli.evaluate import parse_tiles
-from edge_agent.config.common import DetectorModelConfig, RuntimeConfig
-from edge_agent.detector import Detector
-from edge_agent.detector.tiling import TiledDetector
-from edge_agent.evaluate import evaluate_model, load_clip
+from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
+from edge_agent.core.detector import Detector
+from edge_agent.core.detector.tiling import TiledDetector
+from edge_agent.tools.evaluate import evaluate_model, load_clip
 
 
 def load(spec: str, score: float, threads: int):

@@ -16,8 +16,8 @@ import tempfile
 import time
 from datetime import date
 
-from edge_agent.sim import SyntheticWorld, WorldOptions
-from edge_agent.sim.clip import write_clip
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
+from edge_agent.tools.sim.clip import write_clip
 
 
 def main() -> None:

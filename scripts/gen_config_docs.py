@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from cloud_fallback.config import CloudConfig
-from edge_agent.config import EdgeConfig
-from edge_agent.config.reference import reference
+from edge_agent.core.config.reference import reference
+from edge_agent.runtime.config import EdgeConfig
 
 HEADER = """# Configuration reference
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import jsonschema
 
-from edge_agent.agent import Agent
-from edge_agent.bundled import bundled_edge_model
-from edge_agent.config.edge import EdgeConfig
-from edge_agent.detector import Detector
-from edge_agent.mqtt.payloads import SCHEMAS
-from edge_agent.mqtt.publisher import Publisher
+from edge_agent.core.bundled import bundled_edge_model
+from edge_agent.core.detector import Detector
+from edge_agent.runtime.config import EdgeConfig
+from edge_agent.runtime.mqtt.payloads import SCHEMAS
+from edge_agent.runtime.mqtt.publisher import Publisher
+from edge_agent.runtime.pipeline import Agent
 
 _ids = itertools.count(1)
 _detector: Detector | None = None

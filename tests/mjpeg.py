@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 
-from edge_agent.sim import SyntheticWorld, WorldOptions
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
 
 BOUNDARY = "ospreyframe"
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from edge_agent.logs import RedactingFormatter, redact, register_secret
+from edge_agent.core.logs import RedactingFormatter, redact, register_secret
 
 
 @pytest.mark.parametrize("text,expected", [

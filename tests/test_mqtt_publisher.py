@@ -16,10 +16,10 @@ import pytest
 from listener import Listener, payloads
 from servers import mosquitto_server, wait_until
 
-from edge_agent.config.common import MqttConfig
-from edge_agent.detector.detections import Detections
-from edge_agent.mqtt.payloads import SCHEMAS, camera_status_payload, detections_payload
-from edge_agent.mqtt.publisher import Publisher
+from edge_agent.core.config.common import MqttConfig
+from edge_agent.core.detector.detections import Detections
+from edge_agent.runtime.mqtt.payloads import SCHEMAS, camera_status_payload, detections_payload
+from edge_agent.runtime.mqtt.publisher import Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,9 @@ def test_online_then_stopped_and_payloads_match_their_schemas(mosquitto):
         listen.wait(lambda m: b"online" in payloads(m, "osprey/dev1/status"))
         d = Detections(np.array([[1, 2, 30, 40]], np.float32), np.array([0.8], np.float32),
                        np.array([1]), ("person", "car"), np.array([7]))
-        det = detections_payload("dev1", "gate", 1, 12, time.time(), 35.2, "edge", 640, 360, d)
+        det = detections_payload(device="dev1", camera="gate", seq=1, frame=12,
+                                 captured_at=time.time(), latency_ms=35.2, model="edge",
+                                 width=640, height=360, dets=d)
         status = camera_status_payload("streaming", None)
         assert pub.publish_json(pub.topics.camera("gate", "detections"), det, expiry_s=60)
         assert pub.publish_json(pub.topics.camera("gate", "status"), status, retain=True)
@@ -50,8 +52,8 @@ def test_online_then_stopped_and_payloads_match_their_schemas(mosquitto):
 
 AGENT = """
 import sys, time
-from edge_agent.config.common import MqttConfig
-from edge_agent.mqtt.publisher import Publisher
+from edge_agent.core.config.common import MqttConfig
+from edge_agent.runtime.mqtt.publisher import Publisher
 pub = Publisher(MqttConfig(host="127.0.0.1", port=int(sys.argv[1]), keepalive_s=5), "dev2")
 pub.start()
 pub.connected.wait(5)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_agent.detector.detections import Detections
-from edge_agent.sim import CLASSES, SyntheticWorld, WorldOptions
-from edge_agent.tracker import Tracker
+from edge_agent.core.detector.detections import Detections
+from edge_agent.runtime.tracker import Tracker
+from edge_agent.tools.sim import CLASSES, SyntheticWorld, WorldOptions
 
 
 def dets(boxes, scores, classes=None) -> Detections:

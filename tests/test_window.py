@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.capture.frame import Frame
-from edge_agent.detector.detections import Detections
-from edge_agent.window import SlidingWindow
+from edge_agent.core.detector.detections import Detections
+from edge_agent.runtime.capture.frame import Frame
+from edge_agent.runtime.window import SlidingWindow
 
 IMG = np.zeros((4, 4, 3), np.uint8)
 

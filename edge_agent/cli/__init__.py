@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from edge_agent.cli.bench import add_bench
-from edge_agent.cli.common import add_global_options, add_validate_config, run_main
 from edge_agent.cli.detect import add_detect
 from edge_agent.cli.doctor import add_doctor
 from edge_agent.cli.engine import add_build_engine
@@ -13,7 +12,8 @@ from edge_agent.cli.evaluate import add_eval
 from edge_agent.cli.quantize import add_quantize
 from edge_agent.cli.run import add_demo, add_run
 from edge_agent.cli.sim import add_sim
-from edge_agent.config import load_edge_config
+from edge_agent.core.cli import add_global_options, add_validate_config, run_main
+from edge_agent.runtime.config import load_edge_config
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,10 +9,10 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from edge_agent.bundled import bundled_edge_model
-from edge_agent.cli.common import EXIT_OK
-from edge_agent.config.common import DetectorModelConfig, EdgeRuntimeConfig, RuntimeConfig
-from edge_agent.detector import Detector
+from edge_agent.core.bundled import bundled_edge_model
+from edge_agent.core.cli import EXIT_OK
+from edge_agent.core.config.common import DetectorModelConfig, EdgeRuntimeConfig, RuntimeConfig
+from edge_agent.core.detector import Detector
 
 
 def add_bench(sub) -> None:
@@ -57,7 +57,7 @@ def run_bench(args: argparse.Namespace) -> int:
         return run_bench_offload(args)
     if args.what == "sizes":
         return run_bench_sizes(args)
-    from edge_agent.bench import bench_pipeline, markdown
+    from edge_agent.tools.bench.pipeline import bench_pipeline, markdown
 
     model = args.model or bundled_edge_model()
     # The agent's own session settings (EdgeConfig's detector runtime), and the library's
@@ -80,9 +80,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def run_bench_sizes(args: argparse.Namespace) -> int:
-    from edge_agent.bench_offload import bench_sizes
-    from edge_agent.bundled import bundled_cloud_model
-    from edge_agent.detector.tiling import TiledDetector
+    from edge_agent.core.bundled import bundled_cloud_model
+    from edge_agent.core.detector.tiling import TiledDetector
+    from edge_agent.tools.bench.sizes import bench_sizes
 
     edge = Detector.from_config(DetectorModelConfig(path=args.model or bundled_edge_model()),
                                 RuntimeConfig())
@@ -99,8 +99,8 @@ def run_bench_sizes(args: argparse.Namespace) -> int:
 
 
 def run_bench_offload(args: argparse.Namespace) -> int:
-    from edge_agent.bench_offload import RATIOS, bench_offload, plot
-    from edge_agent.bundled import bundled_cloud_model
+    from edge_agent.core.bundled import bundled_cloud_model
+    from edge_agent.tools.bench.offload import RATIOS, bench_offload, plot
 
     result = bench_offload(
         args.model or bundled_edge_model(), args.cloud_model or bundled_cloud_model(),

@@ -11,10 +11,10 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import get_args
 
-from edge_agent.capture.opencv import open_source
-from edge_agent.cli.common import EXIT_OK
-from edge_agent.config.common import DetectorModelConfig, Layout, RuntimeConfig
-from edge_agent.detector import Detector
+from edge_agent.core.cli import EXIT_OK
+from edge_agent.core.config.common import DetectorModelConfig, Layout, RuntimeConfig
+from edge_agent.core.detector import Detector
+from edge_agent.runtime.capture.opencv import open_source
 
 log = logging.getLogger("osprey.detect")
 

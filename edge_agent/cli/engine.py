@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge_agent.cli.common import EXIT_OK
-from edge_agent.config.common import RuntimeConfig
-from edge_agent.detector.backends.tensorrt import build_engine
+from edge_agent.core.cli import EXIT_OK
+from edge_agent.core.config.common import RuntimeConfig
+from edge_agent.core.detector.backends.tensorrt import build_engine
 
 
 def add_build_engine(sub) -> None:

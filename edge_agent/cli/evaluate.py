@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 from typing import get_args
 
-from edge_agent.cli.common import EXIT_OK
-from edge_agent.config.common import DetectorModelConfig, Layout, RuntimeConfig
-from edge_agent.detector import Detector
-from edge_agent.detector.tiling import TiledDetector
-from edge_agent.evaluate import evaluate_model
+from edge_agent.core.cli import EXIT_OK
+from edge_agent.core.config.common import DetectorModelConfig, Layout, RuntimeConfig
+from edge_agent.core.detector import Detector
+from edge_agent.core.detector.tiling import TiledDetector
+from edge_agent.tools.evaluate import evaluate_model
 
 
 def parse_tiles(text: str) -> tuple[int, int]:

@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from edge_agent.cli.common import EXIT_OK
-from edge_agent.config.common import DetectorModelConfig, RuntimeConfig
-from edge_agent.detector import Detector
-from edge_agent.errors import OspreyError
-from edge_agent.evaluate import evaluate_model
+from edge_agent.core.cli import EXIT_OK
+from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
+from edge_agent.core.detector import Detector
+from edge_agent.core.errors import OspreyError
+from edge_agent.tools.evaluate import evaluate_model
 
 
 def add_quantize(sub) -> None:
@@ -34,7 +34,7 @@ def add_quantize(sub) -> None:
 
 def run_quantize(args: argparse.Namespace) -> int:
     try:
-        from edge_agent.quantize import calibration_set, quantize
+        from edge_agent.tools.quantize import calibration_set, quantize
     except ImportError as exc:  # onnxruntime.quantization needs the onnx package
         raise OspreyError(f"quantize needs the onnx package ({exc}): "
                           "pip install 'osprey[tools]'") from None

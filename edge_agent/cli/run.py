@@ -11,15 +11,15 @@ import threading
 import time
 from pathlib import Path
 
-from edge_agent.agent import Agent
-from edge_agent.bundled import bundled_edge_model
-from edge_agent.cli.common import EXIT_OK
-from edge_agent.config import load_edge_config
-from edge_agent.config.edge import EdgeConfig
-from edge_agent.detector import Detector
-from edge_agent.metrics import AgentMetrics, MetricsServer
-from edge_agent.mqtt.embedded import EmbeddedBroker, broker_reachable
-from edge_agent.mqtt.publisher import Publisher
+from edge_agent.core.bundled import bundled_edge_model
+from edge_agent.core.cli import EXIT_OK
+from edge_agent.core.detector import Detector
+from edge_agent.core.metrics import MetricsServer
+from edge_agent.runtime.config import EdgeConfig, load_edge_config
+from edge_agent.runtime.metrics import AgentMetrics
+from edge_agent.runtime.mqtt.embedded import EmbeddedBroker, broker_reachable
+from edge_agent.runtime.mqtt.publisher import Publisher
+from edge_agent.runtime.pipeline import Agent
 
 log = logging.getLogger("osprey.run")
 

@@ -7,10 +7,10 @@ import logging
 import time
 from pathlib import Path
 
-from edge_agent.cli.common import EXIT_OK
-from edge_agent.sim.clip import CODECS, write_clip
-from edge_agent.sim.options import PRESETS, WorldOptions
-from edge_agent.sim.world import SyntheticWorld
+from edge_agent.core.cli import EXIT_OK
+from edge_agent.tools.sim.clip import CODECS, write_clip
+from edge_agent.tools.sim.options import PRESETS, WorldOptions
+from edge_agent.tools.sim.world import SyntheticWorld
 
 log = logging.getLogger("osprey.sim")
 

@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
-from edge_agent.config.edge import CameraConfig
-from edge_agent.doctor.report import Check, fail, ok, skip
-from edge_agent.logs import redact
+from edge_agent.core.doctor.report import Check, fail, ok, skip
+from edge_agent.core.logs import redact
+from edge_agent.runtime.config import CameraConfig
 
 _FIXES = {
     "stream": "check the URL, the network and the credentials (does ffplay open it from this "
@@ -37,7 +37,7 @@ class _Grab:
         self.thread.start()
 
     def _run(self) -> None:
-        from edge_agent.capture.opencv import source_from_config
+        from edge_agent.runtime.capture.opencv import source_from_config
 
         source = None
         try:
@@ -50,7 +50,7 @@ class _Grab:
                 source.close()
 
     def result(self) -> tuple[Check, np.ndarray | None]:
-        from edge_agent.capture.opencv import describe
+        from edge_agent.runtime.capture.opencv import describe
 
         self.thread.join(max(0.0, self.deadline - time.monotonic()))
         name, url = f"camera {self.camera.name}", redact(self.camera.url)

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import torch
 
-from edge_agent.evaluate import MAX_OCCLUSION, MIN_VISIBLE_PX
-from edge_agent.sim import SyntheticWorld, WorldOptions
-from edge_agent.sim.truth import FrameTruth
+from edge_agent.tools.evaluate import MAX_OCCLUSION, MIN_VISIBLE_PX
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
+from edge_agent.tools.sim.truth import FrameTruth
 
 FRAMES_PER_SEED = 30 * 60 * 10  # draw frames from the first ten minutes of each world
 

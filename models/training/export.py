@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from edge_agent.sim import CLASSES
+from edge_agent.tools.sim import CLASSES
 from models.training.nets import ExportWrapper, SSDLite
 
 

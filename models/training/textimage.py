@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_agent.sim import SyntheticWorld, WorldOptions
-from edge_agent.sim.catalog import CLASSES, COLOURS
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
+from edge_agent.tools.sim.catalog import CLASSES, COLOURS
 
 FACINGS = ("left", "right")
 COLOUR_NAMES = tuple(COLOURS)

@@ -177,7 +177,7 @@ def test_a_camera_that_never_answers_does_not_stop_the_others(mosquitto):
 
 
 def test_a_gstreamer_camera_without_gstreamer_is_explained(mosquitto, caplog):
-    from edge_agent.capture.opencv import opencv_has_gstreamer
+    from edge_agent.runtime.capture.opencv import opencv_has_gstreamer
 
     if opencv_has_gstreamer():
         pytest.skip("this OpenCV has GStreamer; the message is for those without")

@@ -17,10 +17,10 @@ from agent_kit import decoded, make_agent
 from listener import Listener
 from servers import wait_until
 
-from edge_agent.detector.nms import iou_matrix
-from edge_agent.metrics import MetricsServer
-from edge_agent.sim import SyntheticWorld, WorldOptions
-from edge_agent.sim.clip import read_truth, write_clip
+from edge_agent.core.detector.nms import iou_matrix
+from edge_agent.core.metrics import MetricsServer
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
+from edge_agent.tools.sim.clip import read_truth, write_clip
 
 pytestmark = pytest.mark.integration
 
@@ -230,12 +230,11 @@ class _RecordingAdapter:
 def _slow_agent(port: int, delay_s: float, camera: dict):
     from agent_kit import shared_detector
 
-    from edge_agent.detector import Detector
+    from edge_agent.core.detector import Detector
 
     real = shared_detector()
     model, adapter = _SlowModel(real, delay_s), _RecordingAdapter(real.adapter)
-    agent, publisher, cfg = make_agent(port, [camera])
-    agent.detector = Detector(model, adapter)
+    agent, publisher, cfg = make_agent(port, [camera], detector=Detector(model, adapter))
     return agent, publisher, cfg, model, adapter
 
 

@@ -34,7 +34,7 @@ def test_bench_pipeline_json(mosquitto):  # the fixture makes sure Mosquitto is 
     assert r["pure_fps"] == pytest.approx(sum(r["round_pure_fps"]) / 2)
     # The agent's session leaves a core to the pipeline; the ceiling's is the library's
     # default, timed in every round, and the agent is quoted against it too.
-    from edge_agent.detector.backends.onnxruntime import available_cores
+    from edge_agent.core.detector.backends.onnxruntime import available_cores
 
     assert r["intra_op_threads"] == max(1, available_cores() - 1)
     c = r["ceiling"]
@@ -44,7 +44,7 @@ def test_bench_pipeline_json(mosquitto):  # the fixture makes sure Mosquitto is 
 
 
 def test_memory_source_loops_without_a_cut():
-    from edge_agent.bench import pingpong
+    from edge_agent.tools.bench.pipeline import pingpong
 
     assert [pingpong(i, 4) for i in range(10)] == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
     assert [pingpong(i, 1) for i in range(3)] == [0, 0, 0]

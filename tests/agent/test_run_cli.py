@@ -14,7 +14,7 @@ from agent_kit import decoded
 from listener import Listener
 from servers import free_port, wait_until
 
-from edge_agent.mqtt.embedded import broker_reachable
+from edge_agent.runtime.mqtt.embedded import broker_reachable
 
 pytestmark = pytest.mark.integration
 

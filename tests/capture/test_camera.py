@@ -10,9 +10,9 @@ import time
 import pytest
 from servers import wait_until
 
-from edge_agent.capture.camera import DOWN, RECONNECTING, STREAMING, Backoff, Camera
-from edge_agent.capture.opencv import OpenCVSource
-from edge_agent.capture.synthetic import SyntheticSource
+from edge_agent.runtime.capture.camera import DOWN, RECONNECTING, STREAMING, Backoff, Camera
+from edge_agent.runtime.capture.opencv import OpenCVSource
+from edge_agent.tools.sim.source import SyntheticSource
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter():
@@ -115,8 +115,8 @@ def test_credentials_are_redacted_in_status_reasons():
 
 
 def test_a_looped_file_plays_at_its_own_rate_and_wraps(tmp_path):
-    from edge_agent.capture.opencv import open_source
     from edge_agent.cli import main
+    from edge_agent.runtime.capture.opencv import open_source
 
     main(["sim", "--seconds", "1", "--fps", "10", "--width", "160", "--height", "90",
           "--out", str(tmp_path), "--no-progress"])
@@ -138,6 +138,6 @@ def test_a_looped_file_plays_at_its_own_rate_and_wraps(tmp_path):
     ("  Video I/O:\n    FFMPEG:      YES\n", False),
 ])
 def test_gstreamer_support_is_read_from_the_build_information(text, expected):
-    from edge_agent.capture.opencv import gstreamer_in_build_info
+    from edge_agent.runtime.capture.opencv import gstreamer_in_build_info
 
     assert gstreamer_in_build_info(text) is expected

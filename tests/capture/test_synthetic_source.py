@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.capture import Frame, FrameSource, SyntheticSource, parse_synthetic_url
-from edge_agent.sim import SyntheticWorld, WorldOptions
+from edge_agent.runtime.capture import Frame, FrameSource
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
+from edge_agent.tools.sim.source import SyntheticSource, parse_synthetic_url
 
 
 def test_url_options():

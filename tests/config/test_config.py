@@ -12,8 +12,8 @@ import pytest
 from cloud_fallback.cli import main as cloud_main
 from cloud_fallback.config import load_cloud_config
 from edge_agent.cli import main as edge_main
-from edge_agent.config import load_edge_config
-from edge_agent.errors import ConfigError
+from edge_agent.core.errors import ConfigError
+from edge_agent.runtime.config import load_edge_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,10 +15,10 @@ from deploy_kit import MOSQUITTO_CONFIGS, broker_from, make_certs, password_file
 from servers import free_port
 
 from edge_agent.cli import main as edge_main
-from edge_agent.config.common import RuntimeConfig
-from edge_agent.doctor.model import check_engine_cache
-from edge_agent.doctor.platform import build_flag, l4t_release
-from edge_agent.doctor.report import EXIT_FAILED, EXIT_HEALTHY
+from edge_agent.core.config.common import RuntimeConfig
+from edge_agent.core.doctor.model import check_engine_cache
+from edge_agent.core.doctor.platform import build_flag, l4t_release
+from edge_agent.core.doctor.report import EXIT_FAILED, EXIT_HEALTHY
 
 pytestmark = pytest.mark.integration
 
@@ -200,7 +200,7 @@ def test_a_gstreamer_camera_needs_an_opencv_with_gstreamer(mosquitto, tmp_path, 
 
 def test_engine_cache_states(tmp_path):
     model = Path(__file__).resolve().parents[2] / "models/edge/osprey_edge_ssdlite.onnx"
-    from edge_agent.detector.backends.tensorrt import EngineKey, file_sha256
+    from edge_agent.core.detector.backends.tensorrt import EngineKey, file_sha256
 
     cache = tmp_path / "engines"
     runtime = RuntimeConfig(backend="tensorrt", engine_cache_dir=cache)

@@ -12,7 +12,7 @@ import pytest
 from deploy_kit import REPO, dev_tool
 from servers import require_binary
 
-from edge_agent.config import load_edge_config
+from edge_agent.runtime.config import load_edge_config
 
 SCRIPT = REPO / "scripts" / "install_jetson.sh"
 UNIT = REPO / "deploy" / "systemd" / "edge-agent.service"

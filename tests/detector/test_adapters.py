@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from onnx_graphs import make_model
 
-from edge_agent.config.common import DetectorModelConfig
-from edge_agent.detector import Detector
-from edge_agent.detector.adapters import detect_layout
-from edge_agent.detector.backends import OnnxRuntimeBackend
-from edge_agent.errors import ModelError
+from edge_agent.core.config.common import DetectorModelConfig
+from edge_agent.core.detector import Detector
+from edge_agent.core.detector.adapters import detect_layout
+from edge_agent.core.detector.backends import OnnxRuntimeBackend
+from edge_agent.core.errors import ModelError
 
 YOLO_CELLS_64 = 8 * 8 + 4 * 4 + 2 * 2  # a 64x64 input over strides 8, 16, 32
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.detector.detections import Detections
-from edge_agent.detector.nms import iou_matrix, nms
-from edge_agent.detector.preprocess import Preprocess
+from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.nms import iou_matrix, nms
+from edge_agent.core.detector.preprocess import Preprocess
 
 
 @pytest.mark.parametrize("frame_wh,size,pad,scale,offset", [

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from onnx_graphs import make_model
 
-from edge_agent.config.common import RuntimeConfig
-from edge_agent.detector.backends.onnxruntime import (
+from edge_agent.core.config.common import RuntimeConfig
+from edge_agent.core.detector.backends.onnxruntime import (
     OnnxRuntimeBackend,
     available_cores,
     intra_op_threads,
     resolve_providers,
 )
-from edge_agent.errors import ModelError
+from edge_agent.core.errors import ModelError
 
 ALL = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 CACHE = Path("/tmp/engines")
@@ -85,7 +85,7 @@ def test_intra_op_threads_leave_cores_to_the_pipeline(threads, leave, first, cor
 
 
 def test_the_agent_session_leaves_a_core(tmp_path):
-    from edge_agent.config.edge import EdgeConfig
+    from edge_agent.runtime.config import EdgeConfig
 
     path = make_model(tmp_path / "m.onnx", "images", [1, 3, 64, 64], np.float32,
                       {"output": np.zeros((1, 84, 7), np.float32)})

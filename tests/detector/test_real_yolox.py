@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from edge_agent.cli import main
-from edge_agent.config.common import DetectorModelConfig
-from edge_agent.detector import Detector
-from edge_agent.detector.nms import iou_matrix
+from edge_agent.core.config.common import DetectorModelConfig
+from edge_agent.core.detector import Detector
+from edge_agent.core.detector.nms import iou_matrix
 
 EXPECTED = {
     ("pedestrian_survaillance.mp4", 0): [

@@ -10,17 +10,17 @@ import pytest
 from onnx_graphs import make_model
 
 from edge_agent.cli import main
-from edge_agent.config.common import DetectorModelConfig, RuntimeConfig
-from edge_agent.detector import Detector
-from edge_agent.detector.backends import make_backend
-from edge_agent.detector.backends.tensorrt import (
+from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
+from edge_agent.core.detector import Detector
+from edge_agent.core.detector.backends import make_backend
+from edge_agent.core.detector.backends.tensorrt import (
     EngineKey,
     TensorRTUnavailable,
     is_qdq,
     plan_buffers,
     select_precision,
 )
-from edge_agent.errors import ModelError
+from edge_agent.core.errors import ModelError
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
 needs_trt = pytest.mark.skipif(not HAVE_TRT, reason="TensorRT is not installed here (no NVIDIA "

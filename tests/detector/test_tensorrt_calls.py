@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from fake_tensorrt import DEVICE, Context, make_pycuda, make_tensorrt
 
-from edge_agent.detector.backends.tensorrt import TensorRTBackend, build_engine
-from edge_agent.errors import ModelError
+from edge_agent.core.detector.backends.tensorrt import TensorRTBackend, build_engine
+from edge_agent.core.errors import ModelError
 
 
 @pytest.fixture

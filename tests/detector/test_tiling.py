@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.detector.adapters import DecodeOptions
-from edge_agent.detector.detections import Detections
-from edge_agent.detector.tiling import TiledDetector, tile_grid
+from edge_agent.core.detector.adapters import DecodeOptions
+from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.tiling import TiledDetector, tile_grid
 
 
 @pytest.mark.parametrize("w,h,cols,rows,overlap", [(640, 360, 2, 2, 0.25), (640, 360, 3, 2, 0.2),

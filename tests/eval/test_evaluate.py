@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edge_agent.cli import main
-from edge_agent.detector.detections import Detections
-from edge_agent.evaluate import evaluate
-from edge_agent.sim import CLASSES, SyntheticWorld, WorldOptions
+from edge_agent.core.detector.detections import Detections
+from edge_agent.tools.evaluate import evaluate
+from edge_agent.tools.sim import CLASSES, SyntheticWorld, WorldOptions
 
 
 @pytest.fixture(scope="module")

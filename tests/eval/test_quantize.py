@@ -9,9 +9,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_agent.cli import main
-from edge_agent.config.common import DetectorModelConfig
-from edge_agent.detector import Detector
-from edge_agent.quantize import QuantizeError, calibration_set, quantize
+from edge_agent.core.config.common import DetectorModelConfig
+from edge_agent.core.detector import Detector
+from edge_agent.tools.quantize import QuantizeError, calibration_set, quantize
 
 
 def tiny_ssd(path, size=(32, 16)) -> str:

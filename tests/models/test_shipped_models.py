@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_agent.config.common import DetectorModelConfig
-from edge_agent.detector import Detector
-from edge_agent.detector.nms import iou_matrix
-from edge_agent.sim import CLASSES, SyntheticWorld, WorldOptions
+from edge_agent.core.config.common import DetectorModelConfig
+from edge_agent.core.detector import Detector
+from edge_agent.core.detector.nms import iou_matrix
+from edge_agent.tools.sim import CLASSES, SyntheticWorld, WorldOptions
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = {

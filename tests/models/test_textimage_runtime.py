@@ -12,9 +12,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from cloud_fallback.textimage import TextImageModel, letterbox_crop
-from edge_agent.bundled import bundled_text_model
-from edge_agent.errors import ModelError
-from edge_agent.sim import SyntheticWorld, WorldOptions
+from edge_agent.core.bundled import bundled_text_model
+from edge_agent.core.errors import ModelError
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
 
 pytest.importorskip("tokenizers", reason="the image-text model needs `tokenizers` "
                     "(pip install '.[cloud]')")

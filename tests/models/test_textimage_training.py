@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed (pip install
 pytest.importorskip("tokenizers", reason="tokenizers is not installed (pip install '.[train]')")
 
 from cloud_fallback.textimage import TextImageModel  # noqa: E402
-from edge_agent.sim.catalog import CLASSES  # noqa: E402
+from edge_agent.tools.sim.catalog import CLASSES  # noqa: E402
 from models.training.textimage import (  # noqa: E402
     COLOUR_NAMES,
     HELD_OUT,

@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install "
                             "torch==2.13.0): training tests need it")
 
-from edge_agent.config.common import DetectorModelConfig  # noqa: E402
-from edge_agent.detector import Detector  # noqa: E402
-from edge_agent.sim import CLASSES  # noqa: E402
+from edge_agent.core.config.common import DetectorModelConfig  # noqa: E402
+from edge_agent.core.detector import Detector  # noqa: E402
+from edge_agent.tools.sim import CLASSES  # noqa: E402
 from models.training.data import SyntheticSampler, batch  # noqa: E402
 from models.training.export import export_onnx  # noqa: E402
 from models.training.loss import match, multibox_loss  # noqa: E402

@@ -63,7 +63,7 @@ def test_bench_offload_json(mosquitto, tmp_path):  # the fixture makes sure Mosq
     (2, 100, 0.0055, 0.0700),
 ])
 def test_wilson_interval(k, n, low, high):
-    from edge_agent.bench_offload import wilson
+    from edge_agent.tools.bench.cache import wilson
 
     lo, hi = wilson(k, n)
     assert lo == pytest.approx(low, abs=2e-4) and hi == pytest.approx(high, abs=2e-4)

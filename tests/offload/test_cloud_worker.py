@@ -16,15 +16,15 @@ from servers import wait_until
 
 from cloud_fallback.config import CloudConfig
 from cloud_fallback.worker import Worker
-from edge_agent.detector.nms import iou_matrix
-from edge_agent.offload.protocol import (
+from edge_agent.core.detector.nms import iou_matrix
+from edge_agent.core.protocol import (
     Keyframe,
     OffloadRequest,
     decode_response,
     encode,
     new_request_id,
 )
-from edge_agent.sim import SyntheticWorld, WorldOptions
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
 
 pytestmark = pytest.mark.integration
 _n = itertools.count(1)
@@ -218,7 +218,7 @@ def test_worker_metrics_health_and_stats_topic(mosquitto, scene):
     import json
     import urllib.request
 
-    from edge_agent.metrics import MetricsServer
+    from edge_agent.core.metrics import MetricsServer
 
     w = worker(mosquitto.port, "w-metrics", stats_interval_s=0.5)
     server = MetricsServer("127.0.0.1", 0, w.metrics.registry, w.health).start()

@@ -8,14 +8,8 @@ import msgpack
 import numpy as np
 import pytest
 
-from edge_agent.capture.frame import Frame
-from edge_agent.config.edge import OffloadConfig
-from edge_agent.detector.detections import Detections
-from edge_agent.offload.cache import EdgeCache, fingerprint
-from edge_agent.offload.keyframes import select_keyframes, sharpness
-from edge_agent.offload.merge import merge_window
-from edge_agent.offload.policy import Breaker, OffloadPolicy, TokenBucket, window_score
-from edge_agent.offload.protocol import (
+from edge_agent.core.detector.detections import Detections
+from edge_agent.core.protocol import (
     Keyframe,
     Limits,
     OffloadRequest,
@@ -30,8 +24,14 @@ from edge_agent.offload.protocol import (
     jpeg_size,
     to_wire,
 )
-from edge_agent.sim import SyntheticWorld, WorldOptions
-from edge_agent.window import SlidingWindow
+from edge_agent.runtime.capture.frame import Frame
+from edge_agent.runtime.config import OffloadConfig
+from edge_agent.runtime.offload.cache import EdgeCache, fingerprint
+from edge_agent.runtime.offload.keyframes import select_keyframes, sharpness
+from edge_agent.runtime.offload.merge import merge_window
+from edge_agent.runtime.offload.policy import Breaker, OffloadPolicy, TokenBucket, window_score
+from edge_agent.runtime.window import SlidingWindow
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
 
 NAMES = ("person", "car", "truck", "cyclist", "dog")
 
@@ -276,7 +276,7 @@ def test_a_confirmed_edge_box_takes_the_interpolated_cloud_box_between_keyframes
 
 
 def test_only_a_confident_cloud_box_verifies_a_track():
-    from edge_agent.offload.manager import verified_tracks
+    from edge_agent.runtime.offload.answer import verified_tracks
 
     edge = dets([[0, 0, 40, 30], [100, 50, 180, 110]], [0.5, 0.6], [1, 1], [3, 4])
     cloud = dets([[0, 0, 40, 30], [100, 50, 180, 110]], [0.95, 0.6], [2, 2])
@@ -311,7 +311,7 @@ def test_keyframes_span_the_window_and_prefer_sharp_frames(street):
 
 
 def test_keyframe_pick_takes_the_ends_and_the_uncertain_neighbour():
-    from edge_agent.offload.keyframes import pick
+    from edge_agent.runtime.offload.keyframes import pick
 
     flat = np.ones(16)
     assert pick(np.zeros(16), flat, 5) == [0, 4, 8, 11, 15]     # evenly spread, ends included
@@ -386,8 +386,8 @@ def test_edge_cache_checks_the_edge_signature_at_the_same_places(street):
 
 
 def _clip(n: int, edge: list, cloud: list):
-    from edge_agent.bench_offload import Clip
-    from edge_agent.sim.truth import FrameTruth, SceneInfo
+    from edge_agent.tools.bench.clips import Clip
+    from edge_agent.tools.sim.truth import FrameTruth, SceneInfo
 
     truths = [FrameTruth(i, i / 30, SceneInfo(0, "s0", "fresh"), 1.0, ()) for i in range(n)]
     return Clip("c", truths, edge, cloud, np.full(n, 20_000), np.ones(n), 0)
@@ -395,7 +395,8 @@ def _clip(n: int, edge: list, cloud: list):
 
 @pytest.mark.parametrize("cloud_score,relabelled", [(0.95, True), (0.5, False)])
 def test_bench_scores_track_labels_from_when_the_answer_arrives(cloud_score, relabelled):
-    from edge_agent.bench_offload import ANSWER_DELAY_S, Window, published
+    from edge_agent.tools.bench.clips import Window
+    from edge_agent.tools.bench.offload import ANSWER_DELAY_S, published
 
     n, car = 120, [10, 10, 60, 40]
     edge = [dets([car], [0.7], [1], [5]) for _ in range(n)]                 # track 5: a car
@@ -447,7 +448,7 @@ def test_settings_that_change_answers_key_the_cloud_cache():
 
 
 def test_only_static_confident_cloud_objects_are_held():
-    from edge_agent.offload.hold import static_objects
+    from edge_agent.runtime.offload.hold import static_objects
 
     parked, walker, faint = [100, 100, 180, 150], [300, 100, 330, 180], [400, 50, 440, 80]
     first = dets([parked, walker, faint], [0.9, 0.8, 0.25], [1, 0, 1])
@@ -463,7 +464,7 @@ def test_only_static_confident_cloud_objects_are_held():
 
 
 def test_held_objects_show_only_where_no_edge_box_covers_them():
-    from edge_agent.offload.hold import with_held
+    from edge_agent.runtime.offload.hold import with_held
 
     held = dets([[100, 100, 180, 150], [400, 50, 440, 90]], [0.6, 0.5], [1, 2], [-1, -1])
     edge = dets([[105, 98, 178, 152]], [0.7], [2], [9])   # the edge has the first (a truck)
@@ -475,7 +476,8 @@ def test_held_objects_show_only_where_no_edge_box_covers_them():
 
 
 def test_bench_holds_a_parked_car_the_edge_misses_for_hold_s():
-    from edge_agent.bench_offload import ANSWER_DELAY_S, Window, published
+    from edge_agent.tools.bench.clips import Window
+    from edge_agent.tools.bench.offload import ANSWER_DELAY_S, published
 
     n, parked, person = 600, [200, 200, 280, 250], [10, 10, 30, 60]
     edge = [dets([person], [0.8], [0], [3]) for _ in range(n)]            # never sees the car
@@ -502,7 +504,7 @@ def test_bench_holds_a_parked_car_the_edge_misses_for_hold_s():
 def test_answer_agreement_counts_pool_over_keyframes():
     """Two answers agree box by box: same class, IoU >= 0.5, a score near the line on one
     side still counts; pooled over keyframes one miss among many is not a disagreement."""
-    from edge_agent.offload.cache import agreement, agreement_counts
+    from edge_agent.runtime.offload.cache import agreement, agreement_counts
 
     car, van = [10, 10, 60, 40], [100, 10, 160, 50]
     a = dets([car, van], [0.9, 0.52], [1, 2])
@@ -519,7 +521,7 @@ def test_answer_agreement_counts_pool_over_keyframes():
 
 
 def test_nothing_is_held_from_a_single_keyframe():
-    from edge_agent.offload.hold import held_from
+    from edge_agent.runtime.offload.hold import held_from
 
     car = dets([[100, 100, 180, 150]], [0.9], [1])
     assert held_from([(7, car)], 0.5) is None                     # parked or passing? unknown

@@ -15,10 +15,10 @@ from servers import wait_until
 
 from cloud_fallback.config import CloudConfig
 from cloud_fallback.worker import Worker
-from edge_agent.capture.frame import Frame
-from edge_agent.detector.detections import Detections
-from edge_agent.offload.client import Answer
-from edge_agent.sim import SyntheticWorld, WorldOptions
+from edge_agent.core.detector.detections import Detections
+from edge_agent.runtime.capture.frame import Frame
+from edge_agent.runtime.offload.answer import Answer
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
 
 pytestmark = pytest.mark.integration
 
@@ -89,9 +89,11 @@ def test_a_cloud_label_sticks_to_its_track_and_the_event_is_verified(mosquitto, 
                           np.array([tracked["track_id"]], np.int64))
         cloud = Detections(box, np.array([0.97], np.float32), np.array([other], np.int32),
                            names)
-        agent.post_answer(Answer("still", "still-x", "r" * 32, "cloud", [(last["frame"], cloud)],
-                                 [edge], 42.0, [(last["frame"] - 1, edge), (last["frame"], edge)],
-                                 worker="w", model="cloud"))
+        agent.post_answer(Answer(
+            camera="still", window_id="still-x", request_id="r" * 32, source="cloud",
+            frames=[(last["frame"], cloud)], edge=[edge], rtt_ms=42.0,
+            window=[(last["frame"] - 1, edge), (last["frame"], edge)], worker="w",
+            model="cloud"))
         tid, label = tracked["track_id"], names[other]
 
         def relabelled(ms):
@@ -203,9 +205,10 @@ def test_a_parked_object_only_the_cloud_sees_is_held_on_detections(mosquitto, st
         edge = Detections.empty(names)
         f = last["frame"]
         t_answer = time.monotonic()
-        agent.post_answer(Answer("still", "still-h", "h" * 32, "cloud",
-                                 [(f - 4, cloud), (f, cloud)], [edge, edge], 30.0,
-                                 [(f - 4, edge), (f, edge)], worker="w", model="cloud"))
+        agent.post_answer(Answer(
+            camera="still", window_id="still-h", request_id="h" * 32, source="cloud",
+            frames=[(f - 4, cloud), (f, cloud)], edge=[edge, edge], rtt_ms=30.0,
+            window=[(f - 4, edge), (f, edge)], worker="w", model="cloud"))
 
         def held_in(m):
             return [d for d in m["detections"] if d.get("held")]

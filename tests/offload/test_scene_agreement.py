@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from edge_agent.bench_offload import CACHE_SEEDS, scene_agreement
-from edge_agent.evaluate import MAX_OCCLUSION, MIN_VISIBLE_PX
-from edge_agent.sim import SyntheticWorld, WorldOptions
+from edge_agent.tools.bench.cache import CACHE_SEEDS, scene_agreement
+from edge_agent.tools.evaluate import MAX_OCCLUSION, MIN_VISIBLE_PX
+from edge_agent.tools.sim import SyntheticWorld, WorldOptions
 
 
 def _world() -> SyntheticWorld:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.detector.detections import Detections
-from edge_agent.offload.sizes import (
+from edge_agent.core.detector.detections import Detections
+from edge_agent.core.sizes import (
     Perspective,
     class_heights,
     fit_line,
@@ -15,7 +15,7 @@ from edge_agent.offload.sizes import (
     size_ratio,
     split_size,
 )
-from edge_agent.sim import CLASSES, SyntheticWorld, WorldOptions
+from edge_agent.tools.sim import CLASSES, SyntheticWorld, WorldOptions
 
 SIZES = ("small", "medium", "large")
 
@@ -133,10 +133,10 @@ def test_sizes_of_a_held_out_world_read_from_its_own_boxes():
 def test_bench_sizes_reads_the_real_detectors_output():
     """`edge-agent bench sizes` end to end on a short clip: the scale from the edge model's
     detections, sizes of another model's, judged against the truth."""
-    from edge_agent.bench_offload import bench_sizes
-    from edge_agent.bundled import bundled_edge_model
-    from edge_agent.config.common import DetectorModelConfig
-    from edge_agent.detector import Detector
+    from edge_agent.core.bundled import bundled_edge_model
+    from edge_agent.core.config.common import DetectorModelConfig
+    from edge_agent.core.detector import Detector
+    from edge_agent.tools.bench.sizes import bench_sizes
 
     edge = Detector.from_config(DetectorModelConfig(path=bundled_edge_model()))
     r = bench_sizes(edge, edge, [1000], "normal", 24, fit_every=3, judge_every=6,
@@ -154,7 +154,7 @@ def test_a_size_in_a_query_picks_objects_of_that_size():
     pytest.importorskip("tokenizers", reason="the image-text model needs `tokenizers`")
     from cloud_fallback.opinion import TextOpinion
     from cloud_fallback.textimage import TextImageModel
-    from edge_agent.bundled import bundled_text_model
+    from edge_agent.core.bundled import bundled_text_model
 
     p, _ = _world_sizes(1011, 300)
     world = SyntheticWorld(WorldOptions.from_preset("normal", seed=1011))

@@ -15,9 +15,9 @@ from servers import wait_until
 from cloud_fallback.config import CloudConfig
 from cloud_fallback.opinion import TextOpinion
 from cloud_fallback.worker import Worker
-from edge_agent.detector.detections import Detections
-from edge_agent.detector.nms import iou_matrix
-from edge_agent.sim import CLASSES, SyntheticWorld, WorldOptions
+from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.nms import iou_matrix
+from edge_agent.tools.sim import CLASSES, SyntheticWorld, WorldOptions
 
 pytest.importorskip("tokenizers", reason="the image-text model needs `tokenizers` "
                     "(pip install '.[cloud]')")
@@ -53,7 +53,7 @@ def test_the_second_opinion_weighs_detector_and_text():
 @pytest.fixture(scope="module")
 def text_model():
     from cloud_fallback.textimage import TextImageModel
-    from edge_agent.bundled import bundled_text_model
+    from edge_agent.core.bundled import bundled_text_model
 
     return TextImageModel.load(bundled_text_model())
 

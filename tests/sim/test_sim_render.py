@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_agent.sim import ObjectState, Renderer, SyntheticWorld, WorldOptions
+from edge_agent.tools.sim import ObjectState, Renderer, SyntheticWorld, WorldOptions
 
 
 def changed(renderer: Renderer, image: np.ndarray) -> np.ndarray:

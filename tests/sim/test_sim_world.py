@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edge_agent.cli import main
-from edge_agent.sim import FrameTruth, SyntheticWorld, WorldOptions
-from edge_agent.sim.clip import read_truth
+from edge_agent.tools.sim import FrameTruth, SyntheticWorld, WorldOptions
+from edge_agent.tools.sim.clip import read_truth
 
 
 def digest(img: np.ndarray) -> str:

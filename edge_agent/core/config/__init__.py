@@ -1,0 +1,1 @@
+"""Configuration parts both sides use, and the YAML loader with env overrides."""

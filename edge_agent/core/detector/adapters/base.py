@@ -1,0 +1,84 @@
+"""The seam between a runtime and a model's layout: prepare inputs, decode outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.nms import nms
+from edge_agent.core.detector.preprocess import Preprocess, Transform
+from edge_agent.core.detector.tensors import TensorSpec
+from edge_agent.core.errors import ModelError
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    score_threshold: float = 0.3
+    nms_iou: float = 0.45
+    max_detections: int = 100
+
+
+class ModelAdapter(Protocol):
+    layout: ClassVar[str]
+    preprocess: Preprocess
+    class_names: tuple[str, ...]
+
+    def prepare(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], Transform]: ...
+
+    def decode(self, outputs: dict[str, np.ndarray], t: Transform) -> Detections: ...
+
+
+def find(specs: tuple[TensorSpec, ...], *keys: str) -> TensorSpec | None:
+    """The spec whose name (without `:0`, any case) is one of `keys`."""
+    return next((s for s in specs if s.key in keys), None)
+
+
+def input_size(spec: TensorSpec, layout: str, default: int = 640) -> tuple[int, int]:
+    """(width, height) of an image input; a dynamic size falls back to `default`."""
+    h_i, w_i = (2, 3) if layout == "NCHW" else (1, 2)
+    return spec.dim(w_i) or default, spec.dim(h_i) or default
+
+
+class Adapter:
+    """Shared plumbing: one image input, thresholds, class names, host NMS."""
+
+    layout: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
+                 class_names: tuple[str, ...], options: DecodeOptions) -> None:
+        if len(inputs) != 1:
+            raise ModelError(f"{self.layout} models take one image input, found "
+                             f"{', '.join(map(str, inputs))}")
+        self.input = inputs[0]
+        self.outputs = outputs
+        self.options = options
+        self.class_names = class_names
+        self.preprocess = self._preprocess()
+
+    def _preprocess(self) -> Preprocess:
+        raise NotImplementedError
+
+    def prepare(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], Transform]:
+        x, t = self.preprocess(image)
+        return {self.input.name: x}, t
+
+    def _finish(self, xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, t: Transform,
+                run_nms: bool) -> Detections:
+        if run_nms and len(score):
+            keep = nms(xyxy, score, class_id, self.options.nms_iou, self.options.max_detections)
+            xyxy, score, class_id = xyxy[keep], score[keep], class_id[keep]
+        elif len(score) > self.options.max_detections:
+            top = np.argsort(-score, kind="stable")[: self.options.max_detections]
+            xyxy, score, class_id = xyxy[top], score[top], class_id[top]
+        return Detections(t.to_frame(xyxy), score, class_id, self._names(class_id))
+
+    def _names(self, class_id: np.ndarray) -> tuple[str, ...]:
+        if len(class_id) and int(class_id.max()) >= len(self.class_names):
+            n = int(class_id.max()) + 1
+            return tuple(self.class_names) + tuple(
+                f"class_{i}" for i in range(len(self.class_names), n))
+        return self.class_names

@@ -1,0 +1,55 @@
+"""MQTT topic names of the API (docs/mqtt-api.md). `{d}` device id, `{c}` camera name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+    device: str
+
+    @property
+    def status(self) -> str:
+        return f"{self.prefix}/{self.device}/status"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}/{self.device}/stats"
+
+    @property
+    def offload_request(self) -> str:
+        return f"{self.prefix}/{self.device}/{REQUEST_LEAF}"
+
+    @property
+    def offload_response(self) -> str:
+        return f"{self.prefix}/{self.device}/{RESPONSE_LEAF}"
+
+    def camera(self, camera: str, leaf: str) -> str:
+        """leaf: status, detections, events, refined, matches or snapshot."""
+        return f"{self.prefix}/{self.device}/{camera}/{leaf}"
+
+
+REQUEST_LEAF = "offload/request"
+RESPONSE_LEAF = "offload/response"
+
+
+def shared_request_filter(prefix: str, group: str, devices: str = "+") -> str:
+    """The cloud workers' shared subscription to offload requests (`devices`: `+` or one
+    device id)."""
+    return f"$share/{group}/{prefix}/{devices}/{REQUEST_LEAF}"
+
+
+def worker_stats(prefix: str, worker_id: str) -> str:
+    return f"{prefix}/cloud/{worker_id}/stats"
+
+
+def response_topic_for(prefix: str, request_topic: str) -> str | None:
+    """The response topic of the device that published on `request_topic`
+    (<prefix>/<device>/offload/request); None when the topic is not a request topic."""
+    head, sep, device = request_topic.removesuffix("/" + REQUEST_LEAF).rpartition("/")
+    if not request_topic.endswith("/" + REQUEST_LEAF) or not sep or head != prefix \
+            or not device:
+        return None
+    return Topics(prefix, device).offload_response

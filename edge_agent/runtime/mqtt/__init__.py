@@ -1,0 +1,1 @@
+"""MQTT on the edge: payloads, the publisher, the embedded demo broker."""

@@ -1,0 +1,1 @@
+"""The offload path on the edge: policy, keyframes, edge cache, client, answers."""

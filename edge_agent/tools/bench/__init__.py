@@ -1,0 +1,1 @@
+"""Benchmarks: the pipeline against pure inference, offload and the caches, sizes."""
