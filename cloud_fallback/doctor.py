@@ -33,7 +33,7 @@ def add_cloud_doctor(sub) -> None:
 def cloud_checks(config: CloudConfig, timeout: float = 10.0) -> list[Check]:
     runtime = config.model.runtime
     path, missing = resolve_model(config.model.detector.path, bundled_cloud_model)
-    checks, (trt, cuda) = machine_checks(runtime, path, [], section="model.runtime")
+    checks, (trt, cuda) = machine_checks(runtime, path, set(), section="model.runtime")
     if path is None:
         checks.append(missing)
     else:

@@ -9,6 +9,8 @@ from edge_agent.core.doctor.model import check_model
 from edge_agent.core.doctor.report import Check, skip, warn
 from edge_agent.core.doctor.services import check_broker
 from edge_agent.doctor.cameras import check_cameras
+from edge_agent.runtime.capture.opencv import describe
+from edge_agent.runtime.capture.registry import has_opener
 from edge_agent.runtime.config import EdgeConfig
 
 
@@ -18,7 +20,8 @@ def edge_checks(config: EdgeConfig | None, timeout: float = 10.0) -> list[Check]
     cameras = config.cameras if config else []
     model_path, missing = resolve_model(config.model.path if config else None,
                                         lambda: bundled_edge_model(runtime.precision))
-    checks, (trt, cuda) = machine_checks(runtime, model_path, [c.url for c in cameras])
+    kinds = {describe(c.url)[0] for c in cameras if not has_opener(c.url)}
+    checks, (trt, cuda) = machine_checks(runtime, model_path, kinds)
     if model_path is not None:
         checks.append(engine_check(runtime, model_path, trt, cuda))
     camera_checks, first = check_cameras(cameras, timeout)

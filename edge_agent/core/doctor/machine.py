@@ -27,7 +27,7 @@ def uses_tensorrt(runtime: RuntimeConfig) -> bool:
     return "TensorrtExecutionProvider" in ort.get_available_providers()
 
 
-def machine_checks(runtime: RuntimeConfig, model_path: Path | None, camera_urls: list[str],
+def machine_checks(runtime: RuntimeConfig, model_path: Path | None, camera_kinds: set[str],
                    section: str = "detector") -> tuple[list[Check], tuple[object, object]]:
     """Python, OpenCV, ONNX Runtime, TensorRT, pycuda, GPU; (trt, cuda) modules or None.
     `section`: where the runtime sits in the config, for the messages."""
@@ -38,7 +38,7 @@ def machine_checks(runtime: RuntimeConfig, model_path: Path | None, camera_urls:
            f"{section}.backend is tensorrt (without it, ONNX Runtime runs the model)")
     trt_check, trt = platform.check_tensorrt(required, why, jetson)
     cuda_check, cuda = platform.check_pycuda(required, why, jetson)
-    checks = [platform.check_python(), platform.check_opencv(camera_urls, jetson),
+    checks = [platform.check_python(), platform.check_opencv(camera_kinds, jetson),
               platform.check_onnxruntime(runtime, jetson), trt_check, cuda_check,
               platform.check_gpu(trt, cuda, runtime.precision, required)]
     return checks, (trt, cuda)

@@ -45,20 +45,20 @@ def build_flag(info: str, name: str) -> bool:
     return False
 
 
-def check_opencv(camera_urls: list[str], jetson: bool) -> Check:
+def check_opencv(camera_kinds: set[str], jetson: bool) -> Check:
+    """`camera_kinds`: what the configured cameras need of OpenCV (`stream`: FFmpeg,
+    `gstreamer`: GStreamer; others nothing)."""
     try:
         import cv2
     except ImportError as exc:
         return fail("opencv", f"cannot import cv2 ({exc})",
                     "pip install opencv-python-headless; on a Jetson use JetPack's OpenCV: "
                     + JETSON_VENV)
-    from edge_agent.runtime.capture.opencv import describe
-
     info = cv2.getBuildInformation()
     gst, ffmpeg = build_flag(info, "GStreamer"), build_flag(info, "FFMPEG")
     text = (f"OpenCV {cv2.__version__}: FFmpeg {'yes' if ffmpeg else 'no'}, "
             f"GStreamer {'yes' if gst else 'no'} ({Path(cv2.__file__).parent})")
-    kinds = {describe(url)[0] for url in camera_urls if not url.startswith("synthetic://")}
+    kinds = camera_kinds
     if "gstreamer" in kinds and not gst:
         return fail("opencv", f"{text}: gst:// cameras need GStreamer",
                     "on a Jetson, JetPack's OpenCV has it (pip wheels never do): " + JETSON_VENV)

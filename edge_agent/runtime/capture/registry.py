@@ -26,6 +26,12 @@ def register_source(scheme: str, opener: str | Opener) -> None:
     _SOURCES[scheme] = opener
 
 
+def has_opener(url: str) -> bool:
+    """Whether the URL's scheme is served by a registered source (nothing is imported)."""
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme in _SOURCES
+
+
 def source_opener(url: str) -> Opener | None:
     """The opener registered for the URL's scheme, imported on first use; None for a URL
     OpenCV opens (files, RTSP, HTTP, USB, GStreamer)."""

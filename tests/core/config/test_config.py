@@ -15,7 +15,7 @@ from edge_agent.cli import main as edge_main
 from edge_agent.core.errors import ConfigError
 from edge_agent.runtime.config import load_edge_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 GOOD_CAMERA = "cameras:\n  - name: front\n    url: synthetic://?seed=1\n"
 
