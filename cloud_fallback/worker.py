@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import cv2
 import msgpack
@@ -66,7 +66,8 @@ from edge_agent.core.protocol import (
 
 log = logging.getLogger("osprey.cloud")
 
-OUTCOMES = ("ok", "cached", "error", "malformed", "expired", "duplicate", "busy")
+Outcome = Literal["ok", "cached", "error", "malformed", "expired", "duplicate", "busy"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
 
 @dataclass
@@ -400,6 +401,6 @@ class Worker:
         if not sent(info.rc):
             log.warning("answer to %s not sent: %s", reply_to, mqtt.error_string(info.rc))
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: Outcome) -> None:
         self.stats[outcome] += 1
         self.metrics.requests.labels(outcome).inc()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -20,6 +20,8 @@ from edge_agent.runtime.capture.frame import Frame
 from edge_agent.runtime.config import EventsConfig
 from edge_agent.runtime.mqtt.payloads import SCHEMA_VERSION
 from edge_agent.runtime.tracker import Track, TrackUpdate
+
+EventType = Literal["new", "update", "end"]
 
 
 @dataclass
@@ -139,7 +141,7 @@ class EventTracker:
         self.open[track.track_id] = ev
         return ev
 
-    def _emit(self, kind: str, ev: OpenEvent, frame: Frame | None, now: float,
+    def _emit(self, kind: EventType, ev: OpenEvent, frame: Frame | None, now: float,
               end_time: float | None = None) -> EventOutput:
         snap = None
         if frame is not None and self.config.snapshots:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from edge_agent.core.errors import SourceError
 from edge_agent.core.logs import redact
@@ -22,7 +23,10 @@ from edge_agent.runtime.capture.frame import Frame, FrameSource
 
 log = logging.getLogger("osprey.capture")
 
-STREAMING, RECONNECTING, DOWN = "streaming", "reconnecting", "down"
+CameraState = Literal["streaming", "reconnecting", "down"]
+STREAMING: CameraState = "streaming"
+RECONNECTING: CameraState = "reconnecting"
+DOWN: CameraState = "down"
 _SLICE_S = 0.05
 
 
@@ -70,7 +74,7 @@ class Camera:
         self._backoff = backoff
         self._on_status = on_status or (lambda *_: None)
         self.stats = CaptureStats()
-        self.state: str | None = None
+        self.state: CameraState | None = None
         self._slot: Frame | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -119,7 +123,7 @@ class Camera:
         with self._cond:
             self.stats.dropped_stale += 1
 
-    def _status(self, state: str, reason: str | None = None) -> None:
+    def _status(self, state: CameraState, reason: str | None = None) -> None:
         if state != self.state:
             self.state = state
             quiet = state == STREAMING or (state == DOWN and reason in ("stopped", "end of stream"))

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -70,6 +70,12 @@ class OffloadStats:
     rtts: list[float] = field(default_factory=list)
 
 
+Outcome = Literal["windows", "sent", "answered", "cache_hit", "below_threshold", "overlap",
+                  "in_flight", "breaker", "budget", "busy", "too_large", "failed", "timeout",
+                  "late", "error", "bad_answer"]
+"""What became of a window or a request; each is counted (stats `offload.counts`)."""
+
+
 class Transport(Protocol):
     """How requests go out and answers come in: the agent's Publisher (every publish counted,
     and held while the broker is away)."""
@@ -111,7 +117,7 @@ class OffloadClient:
         self._jobs.put(None)
         self._thread.join(5)
 
-    def count(self, outcome: str, n: int = 1) -> None:
+    def count(self, outcome: Outcome, n: int = 1) -> None:
         with self.lock:
             self.stats.counts[outcome] += n
 

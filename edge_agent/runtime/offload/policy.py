@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -104,11 +105,13 @@ class Breaker:
             self.opened_at = self.clock()
 
 
+DecisionReason = Literal["sent", "below_threshold", "overlap", "in_flight", "breaker", "budget"]
+
+
 @dataclass(frozen=True)
 class Decision:
     send: bool
-    reason: str
-    """sent, below_threshold, budget, in_flight, breaker, disabled"""
+    reason: DecisionReason
     score: float
 
 
