@@ -162,11 +162,12 @@ class OffloadClient:
         with self.lock:
             self.in_flight[camera] = max(0, self.in_flight[camera] - 1)
 
-    def _send(self, job: _Job) -> None:
+    def _encode(self, job: _Job, rid: str) -> tuple[bytes, list[WindowFrame]]:
+        """The request's bytes and the keyframes it carries: under the payload cap when it
+        can be, by dropping the keyframes with the fewest detections."""
         o = self.o
         frames = list(job.keyframes)
         jpegs = [encode_jpeg(f.frame.image, o.keyframe_max_side, o.jpeg_quality) for f in frames]
-        rid = new_request_id()
         now = time.time()
         while True:
             req = OffloadRequest(
@@ -180,10 +181,14 @@ class OffloadClient:
                 perspective=list(job.perspective) if job.perspective else [])
             data = encode(req)
             if len(data) <= o.max_payload_bytes or len(frames) == 1:
-                break
-            # Over the cap: drop the keyframe with the fewest detections and try again.
+                return data, frames
             drop = min(range(len(frames)), key=lambda i: len(frames[i].detections))
             del frames[drop], jpegs[drop]
+
+    def _send(self, job: _Job) -> None:
+        o = self.o
+        rid = new_request_id()
+        data, frames = self._encode(job, rid)
         if len(data) > o.max_payload_bytes:
             self._release(job.summary.camera)
             self.count("too_large")
