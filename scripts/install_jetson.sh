@@ -20,7 +20,9 @@ CACHE=/var/cache/osprey
 UNIT=/etc/systemd/system/edge-agent.service
 SERVICE_USER=osprey
 # Jetson wheels of onnxruntime-gpu, by CUDA release: JetPack 6.0 has CUDA 12.2, 6.1 and 6.2
-# have 12.6. The index is chosen from this machine's CUDA unless --ort-index is given.
+# have 12.6. The Jetson AI Lab index documents jp6/cu126 only; jp6/cu122 is tried on CUDA 12.2
+# to 12.5 and, where it has no wheel, the CPU package is installed (TensorRT from JetPack still
+# runs the model on the GPU). --ort-index or --ort-wheel overrides.
 ORT_INDEX_BASE=https://pypi.jetson-ai-lab.io/jp6
 ORT_INDEX=""
 APT_PACKAGES=(python3-venv python3-dev python3-pip build-essential python3-libnvinfer
@@ -354,7 +356,11 @@ install_onnxruntime() {
     warn "onnxruntime-gpu is installed but its CUDA provider does not load here (a wheel for another CUDA or JetPack?): the agent will run ONNX Runtime on the CPU. Fix: give the wheel that matches CUDA $(cuda_version) with --ort-wheel or --ort-index, and rerun"
     return
   fi
-  warn "no onnxruntime-gpu wheel for this JetPack from ${ORT_WHEEL:-$ORT_INDEX}: installing the CPU package (TensorRT still runs the model; ONNX Runtime is its fallback)"
+  local why=""
+  if [ -z "$ORT_WHEEL" ] && [[ "$ORT_INDEX" == */cu122 ]]; then
+    why=" (the Jetson AI Lab index documents wheels for JetPack 6.1/6.2, CUDA 12.6, only; this is JetPack 6.0's CUDA $(cuda_version). For ONNX Runtime on the GPU: upgrade to JetPack 6.2, or give a wheel built for CUDA 12.2 with --ort-wheel)"
+  fi
+  warn "no onnxruntime-gpu wheel for this JetPack from ${ORT_WHEEL:-$ORT_INDEX}${why}: installing the CPU package (TensorRT still runs the model; ONNX Runtime is its fallback)"
   vpip install onnxruntime
 }
 

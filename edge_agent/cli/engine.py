@@ -18,9 +18,15 @@ def add_build_engine(sub) -> None:
     p.add_argument("--cache-dir", type=Path,
                    default=RuntimeConfig.model_fields["engine_cache_dir"].default)
     p.add_argument("--workspace-mb", type=int, default=1024)
+    p.add_argument("--profile-batch", type=int, nargs=3, metavar=("MIN", "OPT", "MAX"),
+                   default=[1, 1, 1], help="batch range of a model with a dynamic batch")
+    p.add_argument("--profile-hw", type=int, nargs=2, metavar=("H", "W"),
+                   help="input size of a model with a dynamic input size")
     p.set_defaults(func=run_build_engine)
 
 
 def run_build_engine(args: argparse.Namespace) -> int:
-    print(build_engine(args.model, args.precision, args.cache_dir, args.workspace_mb))
+    print(build_engine(args.model, args.precision, args.cache_dir, args.workspace_mb,
+                       profile_batch=tuple(args.profile_batch),
+                       profile_hw=tuple(args.profile_hw) if args.profile_hw else None))
     return EXIT_OK

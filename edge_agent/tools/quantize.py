@@ -2,9 +2,12 @@
 
 The result is what TensorRT builds as an explicitly quantized engine and what ONNX Runtime runs
 on the CPU: symmetric INT8 activations and weights (TensorRT takes no zero points), weights per
-output channel, activation ranges from percentile or entropy calibration over frames passed
+output channel (axis 0), biases left in float (TensorRT's parser takes only INT8 into
+DequantizeLinear, so ONNX Runtime's default INT32 bias quantization would make the engine
+unbuildable), activation ranges from percentile or entropy calibration over frames passed
 through the model's own preprocessing. Only convolutions are quantized; softmax and the box
-decoding after the heads stay in float.
+decoding after the heads stay in float. Every output is checked against the rules of
+TensorRT's parser (edge_agent.tools.qdq) before it is kept.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from tqdm import tqdm
 
 from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
 from edge_agent.core.detector import Detector
+from edge_agent.core.detector.qdq import qdq_problems
 from edge_agent.core.errors import ModelError, SourceError
 from edge_agent.runtime.capture.opencv import open_source
 
@@ -107,8 +111,14 @@ def quantize(model: Path, calib: CalibrationSet, out: Path, method: str = "perce
             op_types_to_quantize=["Conv"], per_channel=True, reduce_range=False,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal,
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                           "CalibPercentile": percentile, "CalibTensorRangeSymmetric": True},
+                           "CalibPercentile": percentile, "CalibTensorRangeSymmetric": True,
+                           "QuantizeBias": False},
         )
+    problems = qdq_problems(out)
+    if problems:
+        out.unlink(missing_ok=True)
+        raise QuantizeError(f"the quantized model is not one TensorRT can parse ({len(problems)} "
+                            f"problems, first: {problems[0]}); nothing was written")
     _copy_metadata(model, out)
     return out
 

@@ -16,6 +16,7 @@ from servers import free_port
 
 from edge_agent.cli import main as edge_main
 from edge_agent.core.config.common import RuntimeConfig
+from edge_agent.core.detector.backends.tensorrt import EngineKey, file_sha256
 from edge_agent.core.doctor.model import check_engine_cache
 from edge_agent.core.doctor.platform import build_flag, l4t_release
 from edge_agent.core.doctor.report import EXIT_FAILED, EXIT_HEALTHY
@@ -200,8 +201,6 @@ def test_a_gstreamer_camera_needs_an_opencv_with_gstreamer(mosquitto, tmp_path, 
 
 def test_engine_cache_states(tmp_path):
     model = Path(__file__).resolve().parents[2] / "models/edge/osprey_edge_ssdlite.onnx"
-    from edge_agent.core.detector.backends.tensorrt import EngineKey, file_sha256
-
     cache = tmp_path / "engines"
     runtime = RuntimeConfig(backend="tensorrt", engine_cache_dir=cache)
     check = check_engine_cache(runtime, model, uses_tensorrt=True, trt_version="10.3.0")
@@ -307,3 +306,33 @@ def test_a_camera_that_never_answers_is_bounded_by_the_timeout(mosquitto, tmp_pa
     assert code == EXIT_FAILED
     assert checks["camera mute"]["detail"].endswith("no frame within 1 s")
     assert checks["model"]["verdict"] == "ok"  # on a blank frame, since no camera gave one
+
+
+def test_engine_cache_reports_a_failed_tensorrt_build_and_the_fallback(tmp_path):
+    """A model TensorRT failed to build (EngineBuildError's marker): the doctor says the agent
+    runs it on ONNX Runtime and how to retry."""
+    model = tmp_path / "det.onnx"
+    model.write_bytes(b"a model")
+    cache = tmp_path / "engines"
+    cache.mkdir()
+    runtime = RuntimeConfig(backend="tensorrt", engine_cache_dir=cache)
+    key = EngineKey(file_sha256(model), "10.3.0", "fp16", "Orin sm_87")
+    key.engine_path(cache, model).with_suffix(".failed.json").write_text(json.dumps(
+        {**key.__dict__, "reason": "TensorRT cannot parse det.onnx: DequantizeLinear"}))
+    check = check_engine_cache(runtime, model, uses_tensorrt=True, trt_version="10.3.0")
+    assert check.verdict == "warn"
+    assert "ONNX Runtime" in check.detail and "cannot parse" in check.detail
+    assert "failed.json" in check.fix
+
+
+def test_engine_cache_fails_a_qdq_model_tensorrts_parser_refuses(tmp_path):
+    """The INT8 file as it was shipped before biases stayed float: DequantizeLinear of INT32
+    biases, which TensorRT's parser refuses."""
+    pytest.importorskip("onnx", reason="the Q/DQ check reads the graph with `onnx`")
+    from qdq_graphs import conv_qdq
+
+    model = conv_qdq(tmp_path / "int8.onnx", bias_int32=True)
+    runtime = RuntimeConfig(backend="tensorrt", engine_cache_dir=tmp_path / "engines")
+    check = check_engine_cache(runtime, model, uses_tensorrt=True, trt_version="10.3.0")
+    assert check.verdict == "FAIL" and "INT32 bias" in check.detail
+    assert "edge-agent quantize" in check.fix

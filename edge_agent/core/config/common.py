@@ -175,6 +175,12 @@ class RuntimeConfig(Strict):
     engine_cache_dir: Path = Field(
         Path("~/.cache/osprey/engines"), description="Where built TensorRT engines are kept."
     )
+    profile_batch: tuple[int, int, int] = Field(
+        (1, 1, 1), description="TensorRT optimization profile of a model with a dynamic batch: "
+        "min, opt, max batch (the agent runs one frame at a time).")
+    profile_hw: tuple[int, int] | None = Field(
+        None, description="TensorRT optimization profile of a model with a dynamic input "
+        "size: height, width it is built for (e.g. [300, 300] for a tf-od SSD).")
     intra_op_threads: int = Field(0, ge=0, le=256, description="0: automatic (see "
                                   "leave_cores; on a GPU, the library default).")
     inter_op_threads: int = Field(0, ge=0, le=256, description="0: library default.")
@@ -184,6 +190,21 @@ class RuntimeConfig(Strict):
         "0: the library default (every physical core)."))
     spin: bool = Field(False, description="Let ONNX Runtime's idle threads spin-wait (faster "
                                           "back-to-back runs, less CPU for everything else).")
+
+    @field_validator("profile_batch")
+    @classmethod
+    def _profile_batch(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not 1 <= value[0] <= value[1] <= value[2]:
+            raise ValueError(f"profile_batch {list(value)} must be min <= opt <= max, each at "
+                             "least 1")
+        return value
+
+    @field_validator("profile_hw")
+    @classmethod
+    def _profile_hw(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not all(16 <= v <= 8192 for v in value):
+            raise ValueError(f"profile_hw {list(value)}: height and width from 16 to 8192")
+        return value
 
     @field_validator("providers")
     @classmethod

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
-from edge_agent.core.detector.backends.tensorrt import ENGINE_SUFFIXES, file_sha256
+from edge_agent.core.detector.backends.tensorrt import ENGINE_SUFFIXES, file_sha256, is_qdq
 from edge_agent.core.doctor.report import Check, fail, ok, skip, warn
 from edge_agent.core.errors import OspreyError
 
@@ -29,6 +29,31 @@ def _engine_keys(cache: Path) -> tuple[list[dict], int]:
     return keys, others
 
 
+def _failed_builds(cache: Path, sha: str | None) -> list[dict]:
+    """Builds of this model that TensorRT failed (EngineBuildError markers), oldest first."""
+    out = []
+    for marker in sorted(cache.glob("*.failed.json"), key=lambda p: p.stat().st_mtime):
+        try:
+            info = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if sha is not None and info.get("model_sha256") == sha:
+            out.append(info)
+    return out
+
+
+def _qdq_problems(model: Path) -> list[str]:
+    """What TensorRT's parser would refuse in a Q/DQ model; nothing when `onnx` is missing."""
+    if not model.is_file() or not is_qdq(model):
+        return []
+    try:
+        from edge_agent.core.detector.qdq import qdq_problems
+
+        return qdq_problems(model)
+    except ImportError:
+        return []
+
+
 def check_engine_cache(runtime: RuntimeConfig, model: Path, *, uses_tensorrt: bool,
                        trt_version: str | None, gpu: str | None = None) -> Check:
     cache = runtime.engine_cache_dir.expanduser()
@@ -36,6 +61,19 @@ def check_engine_cache(runtime: RuntimeConfig, model: Path, *, uses_tensorrt: bo
         return skip(NAME, f"model.path is an engine file ({model.name}); nothing is built")
     if not uses_tensorrt:
         return skip(NAME, f"{cache}: not used (no TensorRT backend or provider here)")
+    sha = file_sha256(model) if model.is_file() else None
+    failed = _failed_builds(cache, sha)
+    if failed:
+        reason = failed[-1].get("reason", "unknown")
+        return warn(NAME, f"TensorRT {failed[-1].get('tensorrt_version')} could not build "
+                    f"{model.name} ({reason}): the agent runs it with ONNX Runtime instead",
+                    f"fix the model (`edge-agent quantize` output passes TensorRT's parser), "
+                    f"then delete {cache}/{model.stem}.*.failed.json to try again")
+    qdq = _qdq_problems(model)
+    if qdq:
+        return fail(NAME, f"{model.name} has Q/DQ nodes TensorRT's parser refuses "
+                    f"({len(qdq)}; first: {qdq[0]}): the agent would run it with ONNX Runtime",
+                    "quantize it again with `edge-agent quantize` (biases stay float)")
     build = (f"edge-agent build-engine {model} --precision {runtime.precision} "
              f"--cache-dir {cache}")
     if not cache.exists():
@@ -54,7 +92,6 @@ def check_engine_cache(runtime: RuntimeConfig, model: Path, *, uses_tensorrt: bo
         f", {others} other engine file(s)" if others else "")
     if not model.is_file():
         return warn(NAME, f"{text}; model {model} not found, so none can match")
-    sha = file_sha256(model)
     mine = [k for k in keys if k.get("model_sha256") == sha]
     if not mine:
         return warn(NAME, f"{text}; none for {model.name} (sha256 {sha[:12]}): the first start "

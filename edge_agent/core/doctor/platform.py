@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.core.config.common import RuntimeConfig
+from edge_agent.core.detector.backends.tensorrt import SUPPORTED_VERSIONS
 from edge_agent.core.doctor.report import Check, fail, ok, skip, warn
 
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
@@ -116,10 +117,16 @@ def check_tensorrt(required: bool, why: str, jetson: bool) -> tuple[Check, objec
     major_minor = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
     if major_minor < (8, 5):
         check = (fail if required else warn)(
-            "tensorrt", f"TensorRT {version} is older than 8.5 (no name-based API)",
-            "upgrade to JetPack 6 (TensorRT 8.6 or 10)")
+            "tensorrt", f"TensorRT {version} is older than 8.5 (no name-based API); "
+            f"supported: {SUPPORTED_VERSIONS}", "upgrade to JetPack 6 (TensorRT 8.6 or 10)")
         return check, None
-    return ok("tensorrt", f"TensorRT {version} ({Path(trt.__file__).parent})"), trt
+    where = f"TensorRT {version} ({Path(trt.__file__).parent})"
+    if major_minor >= (11, 0):
+        return warn("tensorrt", f"{where}: strongly typed networks only, so INT8 (Q/DQ) and "
+                    f"FP32 engines, no FP16 from an FP32 model; supported: "
+                    f"{SUPPORTED_VERSIONS}", "for FP16, use TensorRT 10 or an FP16 ONNX "
+                    "model"), trt
+    return ok("tensorrt", f"{where}; supported: {SUPPORTED_VERSIONS}"), trt
 
 
 def check_pycuda(required: bool, why: str, jetson: bool) -> tuple[Check, object | None]:

@@ -114,8 +114,9 @@ class OffloadClient:
 
     def stop(self) -> None:
         self._stop.set()
-        self._jobs.put(None)
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join(5)
 
     def count(self, outcome: Outcome, n: int = 1) -> None:
         with self.lock:
@@ -210,10 +211,15 @@ class OffloadClient:
                                           for f in job.summary.frames])
         # Through the publisher, like every message: counted, and held while the broker is
         # away (the expiry then shortened by the wait).
-        info = self.publisher.publish_raw(self.topics.offload_request, data,
-                                          qos=self.config.mqtt.qos, expiry_s=o.timeout_s,
-                                          response_topic=self.topics.offload_response,
-                                          correlation=rid.encode())
+        try:
+            info = self.publisher.publish_raw(self.topics.offload_request, data,
+                                              qos=self.config.mqtt.qos, expiry_s=o.timeout_s,
+                                              response_topic=self.topics.offload_response,
+                                              correlation=rid.encode())
+        except Exception:
+            with self.lock:  # never sent: nothing to wait for (the caller counts `failed`)
+                self.pending.pop(rid, None)
+            raise
         if info is None:
             with self.lock:
                 self.pending.pop(rid, None)

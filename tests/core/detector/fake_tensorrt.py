@@ -1,8 +1,14 @@
 """Stand-ins for `tensorrt` and `pycuda.driver`, which cannot run without an NVIDIA GPU.
 
 They implement the slice of the name-based API that Osprey calls, and record the calls, so the
-tests can check the call sequence (shapes, addresses, copies, flags). They say nothing about
-real TensorRT behaviour; that is verified only where TensorRT runs (docs/models.md)."""
+tests can check the call sequence (shapes, addresses, copies, flags). Where the real API is
+strict they are too: a network with a dynamic input builds only with an optimization profile
+that covers it ("Network has dynamic or shape inputs, but no optimization profile has been
+defined"), an engine that uses a plugin deserialises only after `init_libnvinfer_plugins`, and
+TensorRT 11 has no FP16/INT8 builder flags. The fake ONNX "models" are byte strings: `ONNX`
+first (else the parse fails), `dynamic-batch` / `dynamic-hw-nhwc` for dynamic inputs,
+`EfficientNMS_TRT` for a plugin. They say nothing else about real TensorRT behaviour; that is
+verified only where TensorRT runs (docs/models.md)."""
 
 from __future__ import annotations
 
@@ -134,9 +140,40 @@ class FakeExecutionContext:
         return True
 
 
-def make_tensorrt(built: list) -> types.ModuleType:
+class FakeTensor:
+    def __init__(self, name: str, shape: tuple[int, ...]) -> None:
+        self.name, self.shape = name, shape
+
+
+class FakeNetwork:
+    def __init__(self) -> None:
+        self.inputs: list[FakeTensor] = []
+        self.plugin = False
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self.inputs)
+
+    def get_input(self, i: int) -> FakeTensor:
+        return self.inputs[i]
+
+
+class FakeProfile:
+    def __init__(self) -> None:
+        self.shapes: dict[str, tuple] = {}
+
+    def set_shape(self, name, lo, opt, hi) -> None:
+        assert len(lo) == len(opt) == len(hi)
+        assert all(a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True))
+        self.shapes[name] = (tuple(lo), tuple(opt), tuple(hi))
+
+
+def make_tensorrt(built: list, version: str = "10.3.0") -> types.ModuleType:
     trt = types.ModuleType("tensorrt")
-    trt.__version__ = "10.3.0"
+    trt.__version__ = version
+    major = int(version.split(".")[0])
+    trt.registered = []
+    trt.errors = []
 
     class Logger:
         WARNING = 2
@@ -144,15 +181,24 @@ def make_tensorrt(built: list) -> types.ModuleType:
         def __init__(self, level) -> None:
             pass
 
+    def init_libnvinfer_plugins(logger, namespace) -> bool:
+        trt.registered.append(namespace)
+        return True
+
     class Config:
         def __init__(self) -> None:
             self.flags: list[str] = []
+            self.profiles: list[FakeProfile] = []
 
         def set_memory_pool_limit(self, pool, size) -> None:
             self.workspace = size
 
         def set_flag(self, flag) -> None:
             self.flags.append(flag)
+
+        def add_optimization_profile(self, profile) -> int:
+            self.profiles.append(profile)
+            return len(self.profiles) - 1
 
     class Builder:
         platform_has_fast_fp16 = True
@@ -162,38 +208,78 @@ def make_tensorrt(built: list) -> types.ModuleType:
             pass
 
         def create_network(self, flags):
-            return object()
+            return FakeNetwork()
 
         def create_builder_config(self):
             return Config()
 
+        def create_optimization_profile(self):
+            return FakeProfile()
+
         def build_serialized_network(self, network, config):
+            for tensor in network.inputs:
+                if all(d >= 0 for d in tensor.shape):
+                    continue
+                covered = [p.shapes[tensor.name] for p in config.profiles
+                           if tensor.name in p.shapes]
+                if not covered:
+                    trt.errors.append("Network has dynamic or shape inputs, but no "
+                                      "optimization profile has been defined.")
+                    return None
+                for lo, _, hi in covered:
+                    for d, a, b in zip(tensor.shape, lo, hi, strict=True):
+                        if (d >= 0 and not a == b == d) or min(a, b) < 1:
+                            trt.errors.append(f"profile of {tensor.name} does not fit")
+                            return None
             built.append(sorted(config.flags))
-            return b"ENGINE " + " ".join(sorted(config.flags)).encode()
+            body = b"ENGINE " + " ".join(sorted(config.flags)).encode()
+            return body + (b" PLUGIN" if network.plugin else b"")
 
     class OnnxParser:
-        num_errors = 1
-
         def __init__(self, network, logger) -> None:
-            pass
+            self.network = network
+            self.errors: list[str] = []
+
+        @property
+        def num_errors(self) -> int:
+            return len(self.errors)
 
         def parse(self, data) -> bool:
-            return data.startswith(b"ONNX")
+            if not data.startswith(b"ONNX"):
+                self.errors.append("bad graph")
+                return False
+            if b"dynamic-batch" in data:
+                shape = (-1, 3, 8, 8)
+            elif b"dynamic-hw-nhwc" in data:
+                shape = (1, -1, -1, 3)
+            else:
+                shape = (1, 3, 8, 8)
+            self.network.inputs.append(FakeTensor("images", shape))
+            self.network.plugin = b"EfficientNMS_TRT" in data
+            return True
 
         def get_error(self, i):
-            return "bad graph"
+            return self.errors[i]
 
     class Runtime:
         def __init__(self, logger) -> None:
             pass
 
         def deserialize_cuda_engine(self, data):
-            return FakeEngine() if data.startswith(b"ENGINE") else None
+            if not data.startswith(b"ENGINE"):
+                return None
+            if b"PLUGIN" in data and not trt.registered:
+                trt.errors.append("getPluginCreator could not find plugin EfficientNMS_TRT")
+                return None
+            return FakeEngine()
 
     trt.Logger, trt.Builder, trt.OnnxParser, trt.Runtime = Logger, Builder, OnnxParser, Runtime
+    trt.init_libnvinfer_plugins = init_libnvinfer_plugins
     trt.TensorIOMode = types.SimpleNamespace(INPUT="in", OUTPUT="out")
-    trt.BuilderFlag = types.SimpleNamespace(FP16="FP16", INT8="INT8")
+    trt.BuilderFlag = (types.SimpleNamespace(FP16="FP16", INT8="INT8") if major < 11
+                       else types.SimpleNamespace(REFIT="REFIT"))
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="workspace")
-    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0)
+    trt.NetworkDefinitionCreationFlag = (types.SimpleNamespace(EXPLICIT_BATCH=0) if major < 10
+                                         else types.SimpleNamespace(STRONGLY_TYPED=5))
     trt.nptype = lambda dtype: dtype
     return trt

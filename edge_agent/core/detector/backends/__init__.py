@@ -10,6 +10,7 @@ from edge_agent.core.detector.backends.base import DetectorBackend
 from edge_agent.core.detector.backends.onnxruntime import OnnxRuntimeBackend
 from edge_agent.core.detector.backends.tensorrt import (
     ENGINE_SUFFIXES,
+    EngineBuildError,
     TensorRTBackend,
     TensorRTUnavailable,
     build_engine,
@@ -21,20 +22,28 @@ log = logging.getLogger("osprey.detector")
 
 def make_backend(model: Path, runtime: RuntimeConfig) -> DetectorBackend:
     """The configured backend. TensorRT that cannot run here (no library, no INT8 on this GPU)
-    falls back to ONNX Runtime with a warning; an engine file has no such fallback."""
+    or cannot build this model (parse or build failure) falls back to ONNX Runtime with one
+    warning, and the backend says so (`fallback`); an engine file has no such fallback."""
     model = Path(model)
     if model.suffix.lower() in ENGINE_SUFFIXES:
         if not model.is_file():
             raise ModelError(f"engine file {model} not found: check model.path (or --model)")
         return TensorRTBackend(model)
+    fallback = None
     if runtime.backend == "tensorrt":
         try:
-            return TensorRTBackend(build_engine(model, runtime.precision,
-                                                runtime.engine_cache_dir))
-        except TensorRTUnavailable as exc:
-            log.warning("TensorRT backend unavailable, falling back to onnxruntime: %s", exc)
-    return OnnxRuntimeBackend.from_config(model, runtime)
+            return TensorRTBackend(build_engine(
+                model, runtime.precision, runtime.engine_cache_dir,
+                profile_batch=runtime.profile_batch, profile_hw=runtime.profile_hw))
+        except (TensorRTUnavailable, EngineBuildError) as exc:
+            fallback = f"TensorRT: {exc}"
+            log.warning("TensorRT backend not used for %s, falling back to onnxruntime "
+                        "(ONNX Runtime, providers %s): %s", model.name,
+                        ",".join(runtime.providers), exc)
+    backend = OnnxRuntimeBackend.from_config(model, runtime)
+    backend.fallback = fallback
+    return backend
 
 
-__all__ = ["DetectorBackend", "OnnxRuntimeBackend", "TensorRTBackend", "TensorRTUnavailable",
-           "make_backend"]
+__all__ = ["DetectorBackend", "EngineBuildError", "OnnxRuntimeBackend", "TensorRTBackend",
+           "TensorRTUnavailable", "make_backend"]

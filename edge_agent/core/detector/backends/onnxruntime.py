@@ -113,6 +113,8 @@ class OnnxRuntimeBackend:
         self.provider = session.get_providers()[0]
         self.name = f"onnxruntime:{self.provider}"
         self._output_names = [o.name for o in self.outputs]
+        self.fallback: str | None = None
+        """Why the configured TensorRT backend is not the one running (make_backend)."""
 
     @classmethod
     def from_config(cls, path: str | Path, runtime: RuntimeConfig | None = None

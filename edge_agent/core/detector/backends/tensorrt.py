@@ -24,9 +24,21 @@ log = logging.getLogger("osprey.tensorrt")
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
+SUPPORTED_VERSIONS = "TensorRT 8.5 to 10.x (JetPack 5.1 to 6.x); 11.x for INT8 (Q/DQ) and FP32"
+"""What this backend is written for: the name-based I/O API (8.5+). TensorRT 11 removed the
+weak-typing builder flags (FP16, INT8): there a Q/DQ model still builds INT8, an FP32 model
+builds FP32 (FP16 needs a model converted to FP16 first)."""
+
 
 class TensorRTUnavailable(ModelError):
     """TensorRT or pycuda cannot be used here; the caller may fall back to ONNX Runtime."""
+
+
+class EngineBuildError(ModelError):
+    """TensorRT cannot parse or build this model (an operator or Q/DQ form it does not take,
+    a dynamic input without a profile it can use); the caller may fall back to ONNX Runtime.
+    The failure is remembered next to the engine cache, so a restart does not spend minutes
+    failing again (delete the `.failed.json` file to retry)."""
 
 
 def import_tensorrt():
@@ -133,6 +145,68 @@ def plan_buffers(tensors: list[tuple[str, bool, tuple[int, ...], type]],
     return plans
 
 
+def profile_shapes(name: str, shape: tuple[int, ...], batch: tuple[int, int, int] = (1, 1, 1),
+                   hw: tuple[int, int] | None = None
+                   ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None:
+    """(min, opt, max) shapes of an optimization profile for an input with dynamic (-1)
+    dims, or None when it has none. The batch dim (0) takes `batch`; height and width take
+    `hw`, found by where the 3 colour channels are (NCHW or NHWC)."""
+    if all(d >= 0 for d in shape):
+        return None
+    spatial: dict[int, int] = {}
+    if len(shape) == 4:
+        h_axis = 2 if shape[1] == 3 else 1 if shape[3] == 3 else None
+        if h_axis is not None and hw is not None:
+            spatial = {h_axis: hw[0], h_axis + 1: hw[1]}
+    lo, opt, hi = list(shape), list(shape), list(shape)
+    for i, d in enumerate(shape):
+        if d >= 0:
+            continue
+        if i == 0:
+            lo[i], opt[i], hi[i] = batch
+        elif i in spatial:
+            lo[i] = opt[i] = hi[i] = spatial[i]
+        else:
+            raise EngineBuildError(
+                f"input {name} has dynamic shape {list(shape)}: dim {i} needs a size to build "
+                "a TensorRT profile; set detector.profile_hw to [height, width]"
+                if len(shape) == 4 else
+                f"input {name} has dynamic shape {list(shape)} that Osprey cannot make a "
+                "TensorRT profile for; export the model with a static input size")
+    return tuple(lo), tuple(opt), tuple(hi)
+
+
+def set_precision(trt, config, chosen: str) -> str | None:
+    """Set the builder flags of `chosen`; a line to log when this TensorRT has none (11.x:
+    strongly typed networks, precision from the model's own types and Q/DQ nodes)."""
+    flags = trt.BuilderFlag
+    wanted = {"fp32": [], "fp16": ["FP16"], "int8": ["FP16", "INT8"]}[chosen]
+    missing = [f for f in wanted if not hasattr(flags, f)]
+    for f in wanted:
+        if hasattr(flags, f):
+            config.set_flag(getattr(flags, f))
+    if not missing:
+        return None
+    if chosen == "int8":
+        return ("this TensorRT builds strongly typed networks: INT8 comes from the model's Q/DQ "
+                "nodes, the rest runs in the model's own types")
+    return ("this TensorRT builds strongly typed networks (no FP16 flag): the FP32 model builds "
+            "FP32; convert it to FP16 first for an FP16 engine")
+
+
+def register_plugins(trt, logger) -> None:
+    """Load TensorRT's standard plugins (EfficientNMS_TRT, ...). NVIDIA's samples do this
+    before parsing and before deserialising: an engine that uses a plugin fails to load in a
+    process that has not."""
+    init = getattr(trt, "init_libnvinfer_plugins", None)
+    if init is not None:
+        init(logger, "")
+
+
+def _failed_marker(path: Path) -> Path:
+    return path.with_suffix(".failed.json")
+
+
 def gpu_name(cuda) -> str:
     cuda.init()
     dev = cuda.Device(0)
@@ -140,13 +214,16 @@ def gpu_name(cuda) -> str:
     return f"{dev.name()} sm_{major}{minor}"
 
 
-def build_engine(model: Path, precision: str, cache_dir: Path,
-                 workspace_mb: int = 1024) -> Path:
-    """Build (or find in the cache) the engine of an ONNX model; returns its path."""
+def build_engine(model: Path, precision: str, cache_dir: Path, workspace_mb: int = 1024, *,
+                 profile_batch: tuple[int, int, int] = (1, 1, 1),
+                 profile_hw: tuple[int, int] | None = None) -> Path:
+    """Build (or find in the cache) the engine of an ONNX model; returns its path. Raises
+    EngineBuildError when TensorRT cannot parse or build it (remembered for this key)."""
     trt, cuda = import_tensorrt()
     if not model.is_file():
         raise ModelError(f"model file {model} not found")
     trt_logger = trt.Logger(trt.Logger.WARNING)
+    register_plugins(trt, trt_logger)
     builder = trt.Builder(trt_logger)
     qdq = is_qdq(model)
     chosen, note = select_precision(
@@ -159,25 +236,19 @@ def build_engine(model: Path, precision: str, cache_dir: Path,
     if path.is_file():
         log.info("engine cache hit: %s", path)
         return path
-    flags = 0
-    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, trt_logger)
-    if not parser.parse(model.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ModelError(f"TensorRT cannot parse {model}: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-    if chosen in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    if chosen == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)  # explicit quantization: scales come from Q/DQ
-    log.info("building %s engine of %s for %s (TensorRT %s); this takes minutes", chosen,
-             model.name, key.gpu, key.tensorrt_version)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ModelError(f"TensorRT failed to build an engine of {model} (see the log above)")
+    failed = _failed_marker(path)
+    if failed.is_file():
+        reason = json.loads(failed.read_text()).get("reason", "unknown")
+        raise EngineBuildError(f"TensorRT {key.tensorrt_version} failed before to build "
+                               f"{model.name} ({reason}); delete {failed} to try again")
+    try:
+        serialized = _build(trt, trt_logger, builder, model, chosen, key, workspace_mb,
+                            profile_batch, profile_hw)
+    except EngineBuildError as exc:
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        failed.write_text(json.dumps({**asdict(key), "model": str(model),
+                                      "reason": str(exc)}, indent=2))
+        raise
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
     tmp.write_bytes(bytes(serialized))
@@ -186,6 +257,43 @@ def build_engine(model: Path, precision: str, cache_dir: Path,
         {**asdict(key), "model": str(model), "metadata": _onnx_metadata(model)}, indent=2))
     _prune(path, model, cache_dir)
     return path
+
+
+def _build(trt, trt_logger, builder, model: Path, chosen: str, key: EngineKey,
+           workspace_mb: int, profile_batch: tuple[int, int, int],
+           profile_hw: tuple[int, int] | None):
+    """Parse and build, as NVIDIA's samples do; the serialized engine."""
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, trt_logger)
+    if not parser.parse(model.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineBuildError(f"TensorRT cannot parse {model.name}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    profile = None
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        shapes = profile_shapes(tensor.name, tuple(tensor.shape), profile_batch, profile_hw)
+        if shapes is not None:
+            profile = profile or builder.create_optimization_profile()
+            profile.set_shape(tensor.name, *shapes)
+            log.info("input %s %s: profile min %s opt %s max %s", tensor.name,
+                     list(tensor.shape), *map(list, shapes))
+    if profile is not None:
+        config.add_optimization_profile(profile)
+    note = set_precision(trt, config, chosen)
+    if note:
+        log.warning("%s: %s", model.name, note)
+    log.info("building %s engine of %s for %s (TensorRT %s); this takes minutes", chosen,
+             model.name, key.gpu, key.tensorrt_version)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineBuildError(f"TensorRT failed to build an engine of {model.name} (its log "
+                               "above says why)")
+    return serialized
 
 
 def _onnx_metadata(model: Path) -> dict[str, str]:
@@ -218,11 +326,14 @@ class TensorRTBackend:
         self._ctx = cuda.Device(0).retain_primary_context()
         self._ctx.push()
         try:
-            runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            trt_logger = trt.Logger(trt.Logger.WARNING)
+            register_plugins(trt, trt_logger)
+            runtime = trt.Runtime(trt_logger)
             self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
             if self.engine is None:
-                raise ModelError(f"TensorRT cannot load {engine_path}: built by another "
-                                 "TensorRT version or GPU; delete it to rebuild")
+                raise ModelError(f"TensorRT {trt.__version__} cannot load {engine_path}: "
+                                 "built by another TensorRT version or for another GPU, or "
+                                 "with a plugin this TensorRT lacks; delete it to rebuild")
             self.context = self.engine.create_execution_context()
             tensors, profile = [], {}
             for i in range(self.engine.num_io_tensors):
