@@ -47,10 +47,17 @@ class ObjectTruth:
     """Share of the object's in-frame pixels hidden by nearer objects or scenery."""
     truncation: float
     """Share of the object's pixels outside the frame."""
+    score: float | None = None
+    """A pseudo-label's confidence (the teacher's); None for exact ground truth."""
+    ignore: bool = False
+    """An uncertain pseudo-label: a region neither to learn nor to score, not a negative."""
+    label_id: int | None = None
+    """The class's index in the label set of its clip, when that is not the synthetic world's
+    (pseudo-labels use COCO names)."""
 
     @property
     def class_id(self) -> int:
-        return CLASSES.index(self.cls)
+        return self.label_id if self.label_id is not None else CLASSES.index(self.cls)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +73,8 @@ class ObjectTruth:
             "visible_px": self.visible_px,
             "occlusion": self.occlusion,
             "truncation": self.truncation,
+            **({"score": self.score} if self.score is not None else {}),
+            **({"ignore": True} if self.ignore else {}),
         }
 
     @classmethod
@@ -76,7 +85,17 @@ class ObjectTruth:
             state=a["state"], facing=a["facing"],
             box=tuple(d["box"]) if d["box"] else None, full_box=tuple(d["full_box"]),
             visible_px=d["visible_px"], occlusion=d["occlusion"], truncation=d["truncation"],
+            score=d.get("score"), ignore=bool(d.get("ignore", False)),
+            label_id=_label_id(d["class"], d.get("class_id")),
         )
+
+
+def _label_id(cls: str, class_id: int | None) -> int | None:
+    """The stored class id when it is not the synthetic world's id of that name (a label set
+    of its own, such as COCO's)."""
+    if cls in CLASSES and class_id in (None, CLASSES.index(cls)):
+        return None
+    return class_id
 
 
 @dataclass(frozen=True)
