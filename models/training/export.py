@@ -15,7 +15,8 @@ from models.training.nets import ExportWrapper, SSDLite
 def export_onnx(model: SSDLite, anchors: torch.Tensor, cfg, path: Path) -> Path:
     """Input `input_0` [1,3,H,W] (RGB, (x/255-0.5)/0.5); outputs `scores` [1,N,C+1] softmaxed
     with class 0 = background and `boxes` [1,N,4] normalised x1,y1,x2,y2. Class names and the
-    preprocessing go into the model's metadata."""
+    preprocessing go into the model's metadata, with its domain (`synthetic` or `real`: what
+    it was trained for)."""
     model.eval()
     wrapper = ExportWrapper(model, anchors).eval()
     w, h = cfg.size
@@ -25,9 +26,11 @@ def export_onnx(model: SSDLite, anchors: torch.Tensor, cfg, path: Path) -> Path:
                           input_names=["input_0"], output_names=["scores", "boxes"],
                           dynamo=False, do_constant_folding=True)
     proto = onnx.load(str(path))
+    classes = list(getattr(cfg, "classes", CLASSES))
     meta = {
-        "classes": json.dumps(list(CLASSES)),
-        "labels_with_background": json.dumps(["BACKGROUND", *CLASSES]),
+        "classes": json.dumps(classes),
+        "labels_with_background": json.dumps(["BACKGROUND", *classes]),
+        "domain": getattr(cfg, "domain", "synthetic"),
         "model": cfg.name,
         "input": f"RGB {w}x{h} stretched, (x/255 - 0.5) / 0.5, NCHW float32",
         "layout": "ssd",

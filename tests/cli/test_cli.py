@@ -34,7 +34,9 @@ def test_doctor_checks_this_machine_without_a_config(capsys):
     assert edge_main(["doctor", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
-    assert report["ok"] and verdicts["model"] == verdicts["python"] == "ok"
+    assert report["ok"] and verdicts["python"] == "ok"
+    # the bundled synthetic-world model is checked, and invents objects on a blank frame
+    assert verdicts["model"] == "warn"
     assert verdicts["broker"] == "skip"
 
 

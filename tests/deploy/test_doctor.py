@@ -45,10 +45,12 @@ def doctor(capsys, *args: str) -> tuple[int, dict[str, dict]]:
 def test_a_good_config_is_ready(mosquitto, tmp_path, capsys):
     code, checks = doctor(capsys, "--config", str(edge_config(tmp_path, mosquitto.port)))
     assert code == EXIT_HEALTHY
-    for name in ("config", "python", "opencv", "onnxruntime", "model", "broker",
-                 "camera street"):
+    for name in ("config", "python", "opencv", "onnxruntime", "broker", "camera street"):
         assert checks[name]["verdict"] == "ok", checks[name]
     assert "on a frame of camera street" in checks["model"]["detail"]
+    # the bundled synthetic-world model finds objects on a blank frame: worth a warning
+    assert checks["model"]["verdict"] == "warn"
+    assert "blank grey frame" in checks["model"]["detail"]
     assert re.search(r"\d+x\d+ frame in", checks["camera street"]["detail"])
     # no TensorRT here and the config does not ask for it: not a failure
     assert checks["tensorrt"]["verdict"] in ("skip", "ok")
@@ -71,7 +73,7 @@ def test_no_broker(tmp_path, capsys):
     assert checks["broker"]["verdict"] == "FAIL"
     assert "unreachable" in checks["broker"]["detail"]
     assert "is the broker running" in checks["broker"]["fix"]
-    assert checks["model"]["verdict"] == "ok"
+    assert checks["model"]["verdict"] == "warn"  # checked (it invents objects on a blank frame)
 
 
 def test_wrong_password_is_told_apart_from_no_broker(tmp_path, capsys):
@@ -169,7 +171,8 @@ def test_an_invalid_config(tmp_path, capsys):
     assert checks["config"]["verdict"] == "FAIL"
     assert "mqtt.hots" in checks["config"]["detail"]
     assert "validate-config" in checks["config"]["fix"]
-    assert checks["model"]["verdict"] == "ok"  # the machine is still checked
+    assert checks["model"]["verdict"] == "warn"  # the machine is still checked
+    assert "blank grey frame" in checks["model"]["detail"]
 
 
 def test_tensorrt_asked_for_but_absent_fails(mosquitto, tmp_path, capsys):
@@ -252,9 +255,10 @@ def cloud_config(tmp_path, mosquitto):
 def test_cloud_doctor_with_redis(cloud_config, redis):
     code, checks = _cloud(cloud_config(f"redis://127.0.0.1:{redis.port}/0"))
     assert code == EXIT_HEALTHY, checks
-    assert [checks[n]["verdict"] for n in ("config", "model", "text model", "broker",
-                                           "redis")] == ["ok"] * 5
+    assert [checks[n]["verdict"] for n in ("config", "text model", "broker",
+                                           "redis")] == ["ok"] * 4
     assert "osprey_cloud_ssdlite" in checks["model"]["detail"]
+    assert checks["model"]["verdict"] == "warn"  # the synthetic-world model, on a blank frame
     assert "osprey-textimage" in checks["text model"]["detail"]
 
 
@@ -305,7 +309,9 @@ def test_a_camera_that_never_answers_is_bounded_by_the_timeout(mosquitto, tmp_pa
         checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert code == EXIT_FAILED
     assert checks["camera mute"]["detail"].endswith("no frame within 1 s")
-    assert checks["model"]["verdict"] == "ok"  # on a blank frame, since no camera gave one
+    # on a blank frame, since no camera gave one (where the bundled model invents objects)
+    assert checks["model"]["verdict"] == "warn"
+    assert "on a blank frame" in checks["model"]["detail"]
 
 
 def test_engine_cache_reports_a_failed_tensorrt_build_and_the_fallback(tmp_path):
@@ -336,3 +342,19 @@ def test_engine_cache_fails_a_qdq_model_tensorrts_parser_refuses(tmp_path):
     check = check_engine_cache(runtime, model, uses_tensorrt=True, trt_version="10.3.0")
     assert check.verdict == "FAIL" and "INT32 bias" in check.detail
     assert "edge-agent quantize" in check.fix
+
+
+def test_a_model_that_sees_nothing_on_a_blank_frame_is_ok(real_data):
+    """The real COCO YOLOX-nano finds nothing on a blank frame and says no domain: ok; the
+    bundled synthetic-world model finds objects there: a warning that says so."""
+    from edge_agent.core.bundled import bundled_edge_model
+    from edge_agent.core.config.common import DetectorModelConfig
+    from edge_agent.core.doctor.model import check_model
+
+    runtime = RuntimeConfig(providers=["cpu"])
+    yolox = real_data / "yolox_nano_416.onnx"
+    good = check_model(DetectorModelConfig(path=yolox), runtime, yolox, None, "")
+    assert good.verdict == "ok" and "0 detection(s) on a blank frame" in good.detail
+    bundled = bundled_edge_model()
+    bad = check_model(DetectorModelConfig(path=bundled), runtime, bundled, None, "")
+    assert bad.verdict == "warn" and "invents objects" in bad.detail

@@ -88,6 +88,12 @@ class Detector:
     def class_names(self) -> tuple[str, ...]:
         return self.adapter.class_names
 
+    @property
+    def domain(self) -> str | None:
+        """What the model was trained for, from its metadata: `synthetic` (Osprey's synthetic
+        world only), `real`, or None (not said: a model brought by the user)."""
+        return self.backend.metadata.get("domain")
+
     def __call__(self, image: np.ndarray) -> Detections:
         t0 = time.perf_counter()
         feeds, transform = self.adapter.prepare(image)

@@ -63,6 +63,10 @@ class TiledDetector:
     def class_names(self) -> tuple[str, ...]:
         return self.detector.class_names
 
+    @property
+    def domain(self) -> str | None:
+        return self.detector.domain
+
     def __call__(self, image: np.ndarray) -> Detections:
         start = time.perf_counter()
         h, w = image.shape[:2]

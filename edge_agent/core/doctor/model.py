@@ -146,6 +146,15 @@ def check_model(model: DetectorModelConfig, runtime: RuntimeConfig, path: Path,
     except Exception as exc:  # a broken file can raise anything from the runtime
         return fail("model", f"{path.name}: {type(exc).__name__}: {exc}", fix)
     where = seen_on if image is not None else "a blank frame"
-    return ok("model", f"{path.name}: layout {detector.layout}, "
-              f"{len(detector.class_names)} classes, {len(dets)} detection(s) on {where} in "
-              f"{ms:.0f} ms ({detector.backend.name})")
+    text = (f"{path.name}: layout {detector.layout}, {len(detector.class_names)} classes, "
+            f"{len(dets)} detection(s) on {where} in {ms:.0f} ms ({detector.backend.name})")
+    blank = len(detector(np.full((480, 640, 3), 114, np.uint8))) if image is not None \
+        else len(dets)
+    if blank:
+        return warn("model", f"{text}; {blank} detection(s) on a blank grey frame, where there "
+                    "is nothing to find: it invents objects",
+                    "use a model trained for this kind of camera (docs/models.md)")
+    if detector.domain == "synthetic":
+        return ok("model", f"{text}; trained on Osprey's synthetic world only (for the demo "
+                  "and tests, not for real cameras)")
+    return ok("model", text)

@@ -19,7 +19,7 @@ from typing import Any
 from edge_agent.core.detector import FrameDetector
 from edge_agent.runtime.capture.frame import FrameSource
 from edge_agent.runtime.capture.opencv import report_capabilities, source_from_config
-from edge_agent.runtime.config import EdgeConfig
+from edge_agent.runtime.config import CameraConfig, EdgeConfig
 from edge_agent.runtime.metrics import AgentMetrics
 from edge_agent.runtime.mqtt.payloads import camera_status_payload
 from edge_agent.runtime.mqtt.publisher import Publisher
@@ -32,6 +32,19 @@ from edge_agent.runtime.pipeline.stages import DetectionStages
 from edge_agent.runtime.window import WindowSummary
 
 log = logging.getLogger("osprey.agent")
+
+
+def warn_domain(domain: str | None, model: str, cameras: list[CameraConfig]) -> bool:
+    """Warn (once, at start) when a model trained only on Osprey's synthetic world watches
+    real cameras: there it misses real objects and invents others."""
+    real = [c.name for c in cameras if not c.url.startswith("synthetic://")]
+    if domain != "synthetic" or not real:
+        return False
+    log.warning("model %s was trained on Osprey's synthetic world only; on real cameras (%s) "
+                "it misses real objects and invents others: use a model trained on real "
+                "footage (model.path; see docs/models.md, \"Which model where\")", model,
+                ", ".join(real))
+    return True
 
 
 class Agent:
@@ -86,6 +99,8 @@ class Agent:
 
     def start(self) -> Agent:
         report_capabilities([p.cfg for p in self.pipelines])
+        warn_domain(getattr(self.detector, "domain", None), self.model_id,
+                    [p.cfg for p in self.pipelines])
         for p in self.pipelines:
             p.camera.start()
         self.post.start()
