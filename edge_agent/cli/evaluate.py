@@ -24,11 +24,15 @@ def parse_tiles(text: str) -> tuple[int, int]:
 
 def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="COCO mAP@0.5 and mAP@0.5:0.95 of a model on a "
-                                    "synthetic-world clip (made by `edge-agent sim`)")
+                                    "synthetic-world clip (made by `edge-agent sim`) or a real "
+                                    "clip labelled by the teacher")
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, action="append",
-                   help="directory written by sim (repeat to pool several clips)")
+                   help="directory written by sim or by the teacher (repeat to pool "
+                        "several clips)")
     p.add_argument("--layout", choices=list(get_args(Layout)), default="auto")
+    p.add_argument("--classes", default=None,
+                   help="comma-separated classes to score (default: the clips' label set)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--stride", type=int, default=1, help="evaluate every Nth frame")
@@ -46,8 +50,9 @@ def run_eval(args: argparse.Namespace) -> int:
         RuntimeConfig(providers=["cpu"], intra_op_threads=args.threads))
     if args.tiles:
         detector = TiledDetector(detector, *parse_tiles(args.tiles))
+    classes = tuple(c.strip() for c in args.classes.split(",")) if args.classes else None
     result = evaluate_model(detector, args.data, args.max_frames, args.stride,
-                            progress=not args.json)
+                            progress=not args.json, classes=classes)
     if args.json:
         print(json.dumps({"model": str(args.model), "data": [str(d) for d in args.data],
                           **result.to_json()}))

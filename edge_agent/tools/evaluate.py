@@ -1,9 +1,11 @@
-"""COCO-style mAP of a detector on a synthetic-world clip and its ground truth (pycocotools).
+"""COCO-style mAP of a detector against ground truth in the synthetic world's format
+(pycocotools): a synthetic-world clip, or a real clip labelled by the teacher.
 
 Ground truth: every visible object of the clip. Objects with fewer than MIN_VISIBLE_PX visible
-pixels or more than MAX_OCCLUSION hidden are marked `iscrowd` (ignored): a detection on them is
-neither a hit nor a false alarm, and missing them costs nothing. Detections are matched to the
-world's classes by label; labels the world does not have are dropped.
+pixels or more than MAX_OCCLUSION hidden, and a teacher's ignore regions, are marked `iscrowd`
+(ignored): a detection on them is neither a hit nor a false alarm, and missing them costs
+nothing. Detections are matched to the label set's classes by name (the synthetic world's, or
+the teacher's COCO names); labels outside it are dropped, as are objects of classes outside it.
 """
 
 from __future__ import annotations
@@ -65,13 +67,18 @@ def _require_pycocotools():
     return COCO, COCOeval
 
 
-def ground_truth(truths: list[FrameTruth]) -> tuple[list[dict], int, int]:
+def ground_truth(truths: list[FrameTruth], classes: tuple[str, ...] = CLASSES
+                 ) -> tuple[list[dict], int, int]:
     anns, real, ignored = [], 0, 0
     for t in truths:
         for o in t.visible():
+            if o.cls not in classes:
+                continue
             x1, y1, x2, y2 = o.box
-            crowd = int(o.visible_px < MIN_VISIBLE_PX or o.occlusion > MAX_OCCLUSION)
-            anns.append({"id": len(anns) + 1, "image_id": t.frame, "category_id": o.class_id + 1,
+            crowd = int(o.visible_px < MIN_VISIBLE_PX or o.occlusion > MAX_OCCLUSION
+                        or o.ignore)
+            anns.append({"id": len(anns) + 1, "image_id": t.frame,
+                         "category_id": classes.index(o.cls) + 1,
                          "bbox": [x1, y1, x2 - x1, y2 - y1], "area": float((x2 - x1) * (y2 - y1)),
                          "iscrowd": crowd})
             real += 1 - crowd
@@ -79,12 +86,12 @@ def ground_truth(truths: list[FrameTruth]) -> tuple[list[dict], int, int]:
     return anns, real, ignored
 
 
-def evaluate(truths: list[FrameTruth], detections: Iterable[tuple[int, Detections]]
-             ) -> EvalResult:
-    """mAP of `detections` (frame index, Detections) against `truths`."""
+def evaluate(truths: list[FrameTruth], detections: Iterable[tuple[int, Detections]],
+             classes: tuple[str, ...] = CLASSES) -> EvalResult:
+    """mAP of `detections` (frame index, Detections) against `truths`, over `classes`."""
     COCO, COCOeval = _require_pycocotools()
-    anns, real, ignored = ground_truth(truths)
-    cat_of = {name: i + 1 for i, name in enumerate(CLASSES)}
+    anns, real, ignored = ground_truth(truths, classes)
+    cat_of = {name: i + 1 for i, name in enumerate(classes)}
     dets = []
     for frame, d in detections:
         if not len(d):
@@ -98,13 +105,13 @@ def evaluate(truths: list[FrameTruth], detections: Iterable[tuple[int, Detection
                                       float(wh[i, 0]), float(wh[i, 1])]})
     gt = COCO()
     gt.dataset = {"images": [{"id": t.frame} for t in truths], "annotations": anns,
-                  "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]}
+                  "categories": [{"id": i + 1, "name": n} for i, n in enumerate(classes)]}
     quiet = contextlib.redirect_stdout(io.StringIO())
     with quiet:
         gt.createIndex()
     empty = {"map50": 0.0, "map50_95": 0.0}
     if not dets or not real:
-        return EvalResult(0.0, 0.0, {c: dict(empty) for c in CLASSES},
+        return EvalResult(0.0, 0.0, {c: dict(empty) for c in classes},
                           {s: dict(empty) for s in SIZES}, len(truths), real, ignored, len(dets))
     with contextlib.redirect_stdout(io.StringIO()):
         ev = COCOeval(gt, gt.loadRes(dets), "bbox")
@@ -119,46 +126,84 @@ def evaluate(truths: list[FrameTruth], detections: Iterable[tuple[int, Detection
                 "map50_95": float(allt.mean()) if allt.size else 0.0}
 
     overall = ap(p[:, :, :, 0, -1])
-    per_class = {name: ap(p[:, :, k, 0, -1]) for k, name in enumerate(CLASSES)}
+    present = {a["category_id"] for a in anns if not a["iscrowd"]}
+    per_class = {name: ap(p[:, :, k, 0, -1]) for k, name in enumerate(classes)
+                 if k + 1 in present or classes is CLASSES}
     per_size = {name: ap(p[:, :, :, a, -1]) for a, name in enumerate(SIZES, start=1)}
     return EvalResult(overall["map50"], overall["map50_95"], per_class, per_size, len(truths),
                       real, ignored, len(dets))
 
 
-def load_clip(data: str | Path) -> tuple[Path, list[FrameTruth]]:
-    """(video path, truths) of a directory written by `edge-agent sim`."""
+@dataclass
+class LabelledClip:
+    video: Path
+    truths: dict[int, FrameTruth]
+    """Frame index -> truth: every frame (a synthetic clip) or the labelled ones (a teacher's)."""
+    classes: tuple[str, ...]
+    dense: bool
+    """Every frame has truth (the stride then picks frames); else the labelled frames only."""
+
+
+def load_labels(data: str | Path) -> LabelledClip:
+    """A directory written by `edge-agent sim`, or by the teacher
+    (models/training/teacher.py: its meta.json names the source video and the classes)."""
     data = Path(data)
     meta_path = data / META_FILE
     if not meta_path.is_file():
-        raise OspreyError(f"{data} is not a synthetic-world clip (no {META_FILE}): make one "
-                          f"with `edge-agent sim --seed 1000 --seconds 30 --out {data}`")
+        raise OspreyError(f"{data} is not a synthetic-world clip nor a teacher's labelled real "
+                          f"clip (no {META_FILE}): make one with "
+                          f"`edge-agent sim --seed 1000 --seconds 30 --out {data}`, or label a "
+                          "real clip with `python -m models.training.teacher`")
     meta = json.loads(meta_path.read_text())
-    return data / meta["video"], list(read_truth(data / TRUTH_FILE))
+    truths = {t.frame: t for t in read_truth(data / TRUTH_FILE)}
+    if "source" in meta:  # the teacher's pseudo-labels of a real clip
+        return LabelledClip(Path(meta["source"]), truths, tuple(meta["classes"]), dense=False)
+    return LabelledClip(data / meta["video"], truths, CLASSES, dense=True)
+
+
+def load_clip(data: str | Path) -> tuple[Path, list[FrameTruth]]:
+    """(video path, truths) of a directory written by `edge-agent sim`."""
+    clip = load_labels(data)
+    return clip.video, [clip.truths[k] for k in sorted(clip.truths)]
 
 
 def evaluate_model(detector, data: str | Path | list, max_frames: int | None = None,
-                   stride: int = 1, progress: bool = False) -> EvalResult:
-    """Run `detector` over one clip or several (pooled) and score it; every `stride`-th frame."""
+                   stride: int = 1, progress: bool = False,
+                   classes: tuple[str, ...] | None = None) -> EvalResult:
+    """Run `detector` over one clip or several (pooled) and score it: every `stride`-th frame
+    of a synthetic clip, every `stride`-th labelled frame of a teacher's. `classes`: the
+    classes scored (default: the clips' own label set)."""
     import cv2
     from tqdm import tqdm
 
     clips = data if isinstance(data, list) else [data]
     used, results = [], []
-    for k, clip in enumerate(clips):
-        video, truths = load_clip(clip)
-        cap = cv2.VideoCapture(str(video))
+    label_set = classes
+    for k, path in enumerate(clips):
+        clip = load_labels(path)
+        label_set = label_set or clip.classes
+        wanted = sorted(clip.truths) if not clip.dense else \
+            [i for i in sorted(clip.truths) if i % stride == 0]
+        if not clip.dense:
+            wanted = wanted[::stride]
+        if max_frames is not None:
+            wanted = wanted[:max_frames]
+        cap = cv2.VideoCapture(str(clip.video))
         if not cap.isOpened():
-            raise OspreyError(f"cannot open {video}")
-        limit = len(truths) if max_frames is None else min(len(truths), max_frames * stride)
-        for i in tqdm(range(limit), desc=f"eval {Path(clip).name}", unit="frame",
-                      disable=not progress):
-            ok, image = cap.read()
-            if not ok:
-                break
-            if i % stride:
-                continue
-            truth = replace(truths[i], frame=k * CLIP_ID_SPAN + truths[i].frame)
-            results.append((truth.frame, detector(image)))
-            used.append(truth)
+            raise OspreyError(f"cannot open {clip.video}")
+        todo, index = set(wanted), 0
+        last = max(wanted, default=-1)
+        with tqdm(total=len(wanted), desc=f"eval {Path(path).name}", unit="frame",
+                  disable=not progress) as bar:
+            while index <= last:
+                ok, image = cap.read()
+                if not ok:
+                    break
+                if index in todo:
+                    truth = replace(clip.truths[index], frame=k * CLIP_ID_SPAN + index)
+                    results.append((truth.frame, detector(image)))
+                    used.append(truth)
+                    bar.update()
+                index += 1
         cap.release()
-    return evaluate(used, results)
+    return evaluate(used, results, label_set or CLASSES)

@@ -71,3 +71,54 @@ def test_eval_command_on_a_directory_that_is_not_a_clip(tmp_path, capsys, real_d
                str(tmp_path)])
     assert rc == 1
     assert "not a synthetic-world clip" in capsys.readouterr().err
+
+
+def test_a_teachers_labelled_real_clip_is_scored_by_its_own_classes(tmp_path):
+    """A clip labelled by the teacher (COCO names, sparse frames, an ignore region): exact
+    detections score 1; a detection on the ignore region is neither hit nor false alarm; one
+    elsewhere is a false alarm; frames without labels are not scored."""
+    import cv2
+
+    from edge_agent.tools.evaluate import evaluate_model
+    from edge_agent.tools.sim.truth import FrameTruth, ObjectTruth, SceneInfo
+
+    video = tmp_path / "clip.mp4"
+    out = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    for _ in range(6):
+        out.write(np.full((120, 160, 3), 90, np.uint8))
+    out.release()
+    classes = ("person", "bicycle", "car")
+
+    def obj(cls, box, ignore=False):
+        return ObjectTruth(-1, cls, "unknown", "unknown", "unknown", "unknown", box, box,
+                           int((box[2] - box[0]) * (box[3] - box[1])), 0.0, 0.0, score=0.9,
+                           ignore=ignore, label_id=classes.index(cls))
+
+    labelled = {0: (obj("car", (10, 10, 60, 50)), obj("person", (100, 20, 120, 80), True)),
+                4: (obj("person", (30, 30, 50, 90)),)}
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps({"source": str(video), "classes": classes}))
+    (folder / "truth.jsonl").write_text("".join(
+        FrameTruth(k, k / 10, SceneInfo(0, "clip", "fresh"), 1.0, objs).to_line() + "\n"
+        for k, objs in labelled.items()))
+    seen = []
+
+    def detector(extra):
+        def run(image):
+            k = len(seen)
+            seen.append(k)
+            frame = sorted(labelled)[k]
+            boxes = [o.box for o in labelled[frame]] + extra
+            cls = [classes.index(o.cls) for o in labelled[frame]] + [0] * len(extra)
+            return Detections(np.array(boxes, np.float32), np.full(len(boxes), 0.8, np.float32),
+                              np.array(cls), classes)
+        return run
+
+    exact = evaluate_model(detector([]), folder)
+    assert len(seen) == 2 and exact.frames == 2  # only the labelled frames
+    assert exact.map50 == pytest.approx(1.0) and exact.objects == 2 and exact.ignored == 1
+    assert set(exact.per_class) == {"person", "car"}
+    seen.clear()
+    false_alarm = evaluate_model(detector([(130, 90, 155, 118)]), folder)
+    assert false_alarm.map50 < 1.0
