@@ -72,15 +72,19 @@ def ground_truth(truths: list[FrameTruth], classes: tuple[str, ...] = CLASSES
     anns, real, ignored = [], 0, 0
     for t in truths:
         for o in t.visible():
-            if o.cls not in classes:
+            if o.cls in classes:
+                cats = [classes.index(o.cls) + 1]
+            elif o.ignore:  # an ignore region of another class (a MOT distractor, say)
+                cats = list(range(1, len(classes) + 1))
+            else:
                 continue
             x1, y1, x2, y2 = o.box
             crowd = int(o.visible_px < MIN_VISIBLE_PX or o.occlusion > MAX_OCCLUSION
                         or o.ignore)
-            anns.append({"id": len(anns) + 1, "image_id": t.frame,
-                         "category_id": classes.index(o.cls) + 1,
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": float((x2 - x1) * (y2 - y1)),
-                         "iscrowd": crowd})
+            for cat in cats:
+                anns.append({"id": len(anns) + 1, "image_id": t.frame, "category_id": cat,
+                             "bbox": [x1, y1, x2 - x1, y2 - y1],
+                             "area": float((x2 - x1) * (y2 - y1)), "iscrowd": crowd})
             real += 1 - crowd
             ignored += crowd
     return anns, real, ignored
@@ -167,7 +171,8 @@ def load_clip(data: str | Path) -> tuple[Path, list[FrameTruth]]:
     return clip.video, [clip.truths[k] for k in sorted(clip.truths)]
 
 
-def evaluate_model(detector, data: str | Path | list, max_frames: int | None = None,
+def evaluate_model(detector, data: str | Path | LabelledClip | list,
+                   max_frames: int | None = None,
                    stride: int = 1, progress: bool = False,
                    classes: tuple[str, ...] | None = None) -> EvalResult:
     """Run `detector` over one clip or several (pooled) and score it: every `stride`-th frame
@@ -176,11 +181,12 @@ def evaluate_model(detector, data: str | Path | list, max_frames: int | None = N
     import cv2
     from tqdm import tqdm
 
+    _require_pycocotools()  # before minutes of inference, not after
     clips = data if isinstance(data, list) else [data]
     used, results = [], []
     label_set = classes
     for k, path in enumerate(clips):
-        clip = load_labels(path)
+        clip = path if isinstance(path, LabelledClip) else load_labels(path)
         label_set = label_set or clip.classes
         wanted = sorted(clip.truths) if not clip.dense else \
             [i for i in sorted(clip.truths) if i % stride == 0]
@@ -193,7 +199,7 @@ def evaluate_model(detector, data: str | Path | list, max_frames: int | None = N
             raise OspreyError(f"cannot open {clip.video}")
         todo, index = set(wanted), 0
         last = max(wanted, default=-1)
-        with tqdm(total=len(wanted), desc=f"eval {Path(path).name}", unit="frame",
+        with tqdm(total=len(wanted), desc=f"eval {Path(clip.video).name}", unit="frame",
                   disable=not progress) as bar:
             while index <= last:
                 ok, image = cap.read()
