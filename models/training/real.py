@@ -1,9 +1,10 @@
 """Training samples from real clips labelled by the teacher, mixed with the synthetic world.
 
-Real frames are decoded once at the frames the teacher labelled (models/training/teacher.py)
+Real frames are decoded once at the frames the teacher labelled (edge_agent/tools/teacher.py)
 and kept in memory, their longer side at most `max_side`. Labels are the teacher's confident
-boxes of the student's classes; its uncertain boxes are ignore regions (negative labels: the
-loss neither rewards nor punishes detections there); boxes of other classes are dropped.
+boxes of the student's classes; its uncertain boxes, and its boxes of other classes (on a
+top-down car park it calls cars "cell phone"), are ignore regions (negative labels: the loss
+neither rewards nor punishes detections there).
 Synthetic frames come from the world with their classes mapped to the real names (a cyclist
 is a person on a bicycle: the box is the person's; a dog stays a dog where the student has
 dogs). Clips are split by scene, never by frame: `train` clips of the shared MANIFEST train,
@@ -53,10 +54,13 @@ def frame_labels(truth: FrameTruth, classes: tuple[str, ...], scale: float
                  ) -> tuple[np.ndarray, np.ndarray]:
     boxes, labels = [], []
     for o in truth.objects:
-        if o.box is None or o.cls not in classes:
+        if o.box is None:
             continue
         boxes.append([v * scale for v in o.box])
-        labels.append((classes.index(o.cls) + 1) * (-1 if o.ignore else 1))
+        if o.cls not in classes:
+            labels.append(-1)  # the teacher saw something else there: not a negative either
+        else:
+            labels.append((classes.index(o.cls) + 1) * (-1 if o.ignore else 1))
     return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64)
 
 
