@@ -14,7 +14,7 @@ pytest.importorskip("ensemble_boxes", reason="the teacher fuses boxes with ensem
 
 from edge_agent.core.detector.nms import iou_matrix
 from edge_agent.tools.sim.truth import FrameTruth
-from models.training.teacher import Teacher, TeacherSettings, label_clip
+from edge_agent.tools.teacher import Teacher, TeacherSettings, label_clip
 
 
 @pytest.fixture(scope="module")
