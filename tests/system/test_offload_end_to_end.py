@@ -39,7 +39,8 @@ def test_two_workers_share_the_load_and_the_edge_survives_losing_them(
         window={"size": 8, "stride": 4},
         offload={"enabled": True, "score_threshold": 0.0, "windows_per_minute": 600,
                  "bytes_per_minute": 50_000_000, "max_in_flight": 2, "keyframes": 2,
-                 "timeout_s": 2.0, "breaker_failures": 3, "breaker_cooldown_s": 60},
+                 # a worker on a busy machine may take seconds to answer: not a failure
+                 "timeout_s": 6.0, "breaker_failures": 3, "breaker_cooldown_s": 60},
         cache={"enabled": False})
     base = f"osprey/{cfg.device_id}"
     listen = Listener(mosquitto.port, f"{base}/#")
@@ -62,7 +63,7 @@ def test_two_workers_share_the_load_and_the_edge_survives_losing_them(
         workers["wb"].terminate()
         workers["wb"].wait(10)
         # No worker left: requests time out, are counted, and the breaker opens.
-        assert wait_until(lambda: off.snapshot()["counts"].get("timeout", 0) >= 3, 30)
+        assert wait_until(lambda: off.snapshot()["counts"].get("timeout", 0) >= 3, 45)
         assert wait_until(lambda: off.policy.breaker.state == "open", 10)
         seq_then = agent.pipelines[0].seq
         assert wait_until(lambda: off.snapshot()["counts"].get("breaker", 0) >= 2, 20)

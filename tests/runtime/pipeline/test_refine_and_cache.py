@@ -129,7 +129,7 @@ def test_a_recurring_scene_comes_from_the_edge_cache(mosquitto, still_scene, sti
                           "text_queries": still_queries}],
         openers={"still": lambda: cam}, window={"size": 8, "stride": 8},
         offload={"enabled": True, "score_threshold": 0.0, "windows_per_minute": 6000,
-                 "max_in_flight": 1, "keyframes": 2, "timeout_s": 5},
+                 "max_in_flight": 1, "keyframes": 2, "timeout_s": 20},
         cache={"enabled": True})
     base = f"osprey/{cfg.device_id}/still"
     listen = Listener(mosquitto.port, f"{base}/+")
@@ -139,7 +139,7 @@ def test_a_recurring_scene_comes_from_the_edge_cache(mosquitto, still_scene, sti
         time.sleep(0.3)
         agent.start()
         listen.wait(lambda ms: [r["source"] for r in decoded(ms, f"{base}/refined")]
-                    .count("cache") >= 3, 30)
+                    .count("cache") >= 3, 60)
         sent_before = off.client.snapshot()["counts"]["sent"]
         bytes_before = off.client.snapshot()["bytes_up"]
         # One small new object: the scene is no longer the cached one.
