@@ -28,6 +28,10 @@ from edge_agent.tools.sim.truth import FrameTruth
 MIN_VISIBLE_PX = 30
 MAX_OCCLUSION = 0.8
 SIZES = ("small", "medium", "large")
+ALIASES = (("motorbike", "motorcycle"), ("aeroplane", "airplane"), ("sofa", "couch"),
+           ("tvmonitor", "tv"), ("pottedplant", "potted plant"),
+           ("diningtable", "dining table"))
+"""Names one class goes by in COCO's list and in the older one many COCO exports ship."""
 CLIP_ID_SPAN = 10_000_000
 """Frame ids of the k-th pooled clip start at k * CLIP_ID_SPAN."""
 
@@ -96,6 +100,11 @@ def evaluate(truths: list[FrameTruth], detections: Iterable[tuple[int, Detection
     COCO, COCOeval = _require_pycocotools()
     anns, real, ignored = ground_truth(truths, classes)
     cat_of = {name: i + 1 for i, name in enumerate(classes)}
+    for a, b in ALIASES:  # the same class under COCO's and the older VOC-style names
+        if a in cat_of and b not in cat_of:
+            cat_of[b] = cat_of[a]
+        elif b in cat_of and a not in cat_of:
+            cat_of[a] = cat_of[b]
     dets = []
     for frame, d in detections:
         if not len(d):

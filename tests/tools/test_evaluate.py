@@ -122,3 +122,17 @@ def test_a_teachers_labelled_real_clip_is_scored_by_its_own_classes(tmp_path):
     seen.clear()
     false_alarm = evaluate_model(detector([(130, 90, 155, 118)]), folder)
     assert false_alarm.map50 < 1.0
+
+
+def test_a_class_under_its_other_name_is_the_same_class():
+    """Labels say `motorbike` (the older list COCO exports often ship), a model says
+    `motorcycle` (COCO's list): the same class."""
+    from edge_agent.tools.sim.truth import FrameTruth, ObjectTruth, SceneInfo
+
+    box = (10.0, 10.0, 60.0, 50.0)
+    bike = ObjectTruth(-1, "motorbike", "unknown", "unknown", "unknown", "unknown", box, box,
+                       2000, 0.0, 0.0, label_id=1)
+    truths = [FrameTruth(0, 0.0, SceneInfo(0, "c", "fresh"), 1.0, (bike,))]
+    dets = Detections(np.array([box], np.float32), np.array([0.9], np.float32), np.array([1]),
+                      ("person", "motorcycle"))
+    assert evaluate(truths, [(0, dets)], ("person", "motorbike")).map50 == pytest.approx(1.0)
