@@ -17,8 +17,9 @@ def add_quantize(sub) -> None:
     p = sub.add_parser("quantize", help="calibrate on real frames and write an INT8 (Q/DQ) "
                                         "ONNX model")
     p.add_argument("--model", type=Path, required=True, help="FP32 ONNX model")
-    p.add_argument("--calib", required=True,
-                   help="calibration source: a video, a camera, or synthetic://...")
+    p.add_argument("--calib", required=True, action="append",
+                   help="calibration source: a video, a camera, or synthetic://... (repeat "
+                        "to calibrate on several; --frames is shared evenly among them)")
     p.add_argument("--out", type=Path, required=True, help="where to write the INT8 model")
     p.add_argument("--frames", type=int, default=200, help="calibration frames (default 200)")
     p.add_argument("--stride", type=int, default=5, help="take every Nth frame (default 5)")
@@ -34,14 +35,16 @@ def add_quantize(sub) -> None:
 
 def run_quantize(args: argparse.Namespace) -> int:
     try:
-        from edge_agent.tools.quantize import calibration_set, quantize
+        from edge_agent.tools.quantize import CalibrationSet, calibration_set, quantize
     except ImportError as exc:  # onnxruntime.quantization needs the onnx package
         raise OspreyError(f"quantize needs the onnx package ({exc}): "
                           "pip install 'osprey[tools]'") from None
-    calib = calibration_set(args.model, args.calib, args.frames, args.stride)
+    per_source = max(1, args.frames // len(args.calib))
+    sets = [calibration_set(args.model, src, per_source, args.stride) for src in args.calib]
+    calib = CalibrationSet(sets[0].input_name, [x for s in sets for x in s.tensors])
     out = quantize(args.model, calib, args.out, args.method, args.percentile)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {len(calib.tensors)} "
-          f"calibration frames of {args.calib}")
+          f"calibration frames of {', '.join(args.calib)}")
     summary = []
     for clip in args.eval:
         row = {"data": str(clip)}

@@ -11,12 +11,12 @@ import threading
 import time
 from pathlib import Path
 
-from edge_agent.core.bundled import bundled_edge_model
 from edge_agent.core.cli import EXIT_OK
 from edge_agent.core.detector import Detector
 from edge_agent.core.metrics import MetricsServer
 from edge_agent.runtime.config import EdgeConfig, load_edge_config
 from edge_agent.runtime.metrics import AgentMetrics
+from edge_agent.runtime.models import pick_edge_model
 from edge_agent.runtime.mqtt.embedded import EmbeddedBroker, broker_reachable
 from edge_agent.runtime.mqtt.publisher import Publisher
 from edge_agent.runtime.pipeline import Agent
@@ -101,9 +101,9 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
               embedded: bool) -> int:
     """Run until every camera has ended, `seconds` pass, or SIGINT/SIGTERM; then a clean stop
     (open events end, final stats, retained `stopped`)."""
-    model_path = config.model.path or bundled_edge_model(config.detector.precision)
+    model_path, why = pick_edge_model(config)
     detector = Detector.from_config(config.model, config.detector, default_path=model_path)
-    log.info("model %s: layout %s on %s", Path(model_path).name, detector.layout,
+    log.info("model %s (%s): layout %s on %s", Path(model_path).name, why, detector.layout,
              detector.backend.name)
     host, port = config.mqtt.host, config.mqtt.port
     broker = None

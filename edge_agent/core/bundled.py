@@ -9,6 +9,8 @@ from edge_agent.core.errors import ModelError
 
 EDGE_FP32 = "osprey_edge_ssdlite.onnx"
 EDGE_INT8 = "osprey_edge_ssdlite_int8.onnx"
+EDGE_REAL_FP32 = "osprey_edge_real.onnx"
+EDGE_REAL_INT8 = "osprey_edge_real_int8.onnx"
 CLOUD = "osprey_cloud_ssdlite.onnx"
 
 
@@ -28,9 +30,12 @@ def _find(kind: str, name: str) -> Path:
                      "the model path in the config")
 
 
-def bundled_edge_model(precision: str = "fp32") -> Path:
-    """The bundled edge detector: the INT8 (Q/DQ) model when `precision` is int8 (TensorRT
-    builds it as an INT8 engine), otherwise the FP32 one (faster than INT8 on a CPU)."""
+def bundled_edge_model(precision: str = "fp32", domain: str = "synthetic") -> Path:
+    """The bundled edge detector for `domain` (`synthetic`: the demo's world; `real`: real
+    cameras): the INT8 (Q/DQ) model when `precision` is int8 (TensorRT builds it as an INT8
+    engine), otherwise the FP32 one (faster than INT8 on a CPU)."""
+    if domain == "real":
+        return _find("edge", EDGE_REAL_INT8 if precision == "int8" else EDGE_REAL_FP32)
     return _find("edge", EDGE_INT8 if precision == "int8" else EDGE_FP32)
 
 

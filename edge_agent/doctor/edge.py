@@ -12,14 +12,17 @@ from edge_agent.doctor.cameras import check_cameras
 from edge_agent.runtime.capture.opencv import describe
 from edge_agent.runtime.capture.registry import has_opener
 from edge_agent.runtime.config import EdgeConfig
+from edge_agent.runtime.models import pick_edge_model
 
 
 def edge_checks(config: EdgeConfig | None, timeout: float = 10.0) -> list[Check]:
     """Every check for `config` (or, without one, of this machine and the bundled model)."""
     runtime = config.detector if config else RuntimeConfig()
     cameras = config.cameras if config else []
-    model_path, missing = resolve_model(config.model.path if config else None,
-                                        lambda: bundled_edge_model(runtime.precision))
+    model_path, missing = resolve_model(
+        config.model.path if config else None,
+        (lambda: pick_edge_model(config)[0]) if config else
+        (lambda: bundled_edge_model(runtime.precision)))
     kinds = {describe(c.url)[0] for c in cameras if not has_opener(c.url)}
     checks, (trt, cuda) = machine_checks(runtime, model_path, kinds)
     if model_path is not None:
