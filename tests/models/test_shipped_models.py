@@ -56,3 +56,23 @@ def test_shipped_image_text_model_reads_held_out_combinations():
     assert r["chance"] == 0.025 and r["held_out"]["crops"] >= 50
     assert r["seen"]["top1"] >= 0.95
     assert r["held_out"]["top1"] >= 0.6
+
+
+def test_the_real_camera_model_finds_the_walkers_of_a_held_out_clip(real_data):
+    """pedestrian_survaillance was never trained on. Frame 120, looked at: a man in the
+    foreground about (192, 157, 262, 311) and two walkers together further back; nothing else."""
+    import cv2
+
+    det = Detector.from_config(DetectorModelConfig(
+        path=REPO / "models/edge/osprey_edge_real.onnx", score_threshold=0.4))
+    assert det.domain == "real" and "person" in det.class_names and "car" in det.class_names
+    cap = cv2.VideoCapture(str(real_data / "pedestrian_survaillance.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 120)
+    ok, image = cap.read()
+    cap.release()
+    assert ok
+    out = det(image)
+    people = out[np.array([out.label(i) == "person" for i in range(len(out))], bool)]
+    assert len(out) == len(people) >= 2
+    assert iou_matrix(np.array([[192, 157, 262, 311]], np.float32), people.xyxy).max() >= 0.6
+    assert not len(det(np.full((360, 640, 3), 114, np.uint8)))  # nothing on a blank frame
