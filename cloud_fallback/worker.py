@@ -314,8 +314,14 @@ class Worker:
         if hit is not None:
             value, level = hit
             self.metrics.cache.labels(level).inc()
-            frames = [ResponseFrame.model_validate(f) for f in value["frames"]]
-            matches = [WireMatch.model_validate(m) for m in value.get("matches", [])]
+            # The key is the keyframes' content in order, not their frame indices: an answer
+            # stored for another window of the same scene takes this request's indices.
+            cached = [ResponseFrame.model_validate(f) for f in value["frames"]]
+            index = {f.index: kf.index for f, kf in zip(cached, req.frames, strict=False)}
+            frames = [f.model_copy(update={"index": index[f.index]}) for f in cached]
+            matches = [m.model_copy(update={"index": index[m.index]}) for m in
+                       (WireMatch.model_validate(x) for x in value.get("matches", []))
+                       if m.index in index]
             resp = self._ok(req, frames, matches, 0.0, level)
             outcome = "cached"
         else:

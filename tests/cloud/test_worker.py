@@ -245,3 +245,26 @@ def test_worker_metrics_health_and_stats_topic(mosquitto, scene):
         edge.close()
         server.stop()
         w.stop()
+
+
+def test_a_cached_answer_takes_the_new_requests_frame_indices(mosquitto, scene):
+    """The cache key is the keyframes' content: a later window of the same still scene (other
+    frame indices) gets the stored answer at its own frames, not the first window's."""
+    w = worker(mosquitto.port, "w-idx")
+    edge = Edge(mosquitto.port, "cw-idx")
+    try:
+        first = make_request(scene, "cw-idx")
+        edge.send(encode(first))
+        edge.wait(lambda a: len(a) == 1)
+        later = first.model_copy(update={
+            "id": new_request_id(), "window": "cam-2",
+            "frames": [f.model_copy(update={"index": f.index + 1000}) for f in first.frames]})
+        edge.send(encode(later))
+        answers = edge.wait(lambda a: len(a) == 2)
+    finally:
+        w.stop()
+        edge.close()
+    a, b = answers[0][0], answers[1][0]
+    assert b.cache == "memory"
+    assert [f.index for f in b.frames] == [f.index + 1000 for f in a.frames]
+    assert [f.detections for f in b.frames] == [f.detections for f in a.frames]

@@ -133,15 +133,18 @@ class OffloadManager:
         """Keep a cloud answer for recurring scenes (post thread)."""
         if self.cache is not None and answer.fingerprint is not None and answer.frames \
                 and answer.window:
-            first = answer.window[0][0]
-            offsets = [idx - first for idx, _ in answer.frames]
+            # Places in the window (frames may have been dropped between its indices), as a
+            # hit reads them back.
+            place = {idx: k for k, (idx, _) in enumerate(answer.window)}
+            offsets = [place[idx] for idx, _ in answer.frames]
             self.cache.put(answer.fingerprint, list(zip(offsets, [d for _, d in answer.frames],
                                                         strict=True)),
                            answer.frames[-1][1], offsets[-1],
                            edge={off: answer.window[off][1]
                                  for off in fingerprint_frames(list(range(len(answer.window))))},
                            model=answer.model,
-                           matches=[(m.index - first, m) for m in answer.matches],
+                           matches=[(place[m.index], m) for m in answer.matches
+                                    if m.index in place],
                            text_model=answer.text_model)
 
     def snapshot(self) -> dict[str, Any]:
