@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -80,10 +81,23 @@ class CloudModelConfig(Strict):
     fusion_weight: float = Field(
         FUSION_WEIGHT, gt=0, le=1, description="Share of a fused score that comes from the "
         "other keyframes' support (the rest is the detection's own score).")
+    extra_detectors: list[DetectorModelConfig] = Field(
+        default_factory=list, description="More detectors run beside `detector` on every view "
+                                          "and fused with it (needs merge: wbf); classes are "
+                                          "matched by name.")
     tiles: str | None = Field(
         "2x2", description="Also run on COLSxROWS overlapping tiles of each keyframe (small "
-                           "objects at twice the scale; 5 calls per keyframe at 2x2); null: "
-                           "the whole frame only.")
+                           "objects at twice the scale; 5 calls per keyframe at 2x2); 'auto' "
+                           "(merge: wbf only): tiles of about tile_px frame pixels, 2 to 4 "
+                           "columns and 2 to 3 rows; null: the whole frame only.")
+    tile_px: int = Field(220, ge=64, le=4096, description="Tile side in frame pixels for "
+                                                          "tiles: auto.")
+    flip: bool = Field(False, description="Also run on the mirrored keyframe (needs merge: wbf).")
+    merge: Literal["nms", "wbf"] = Field(
+        "nms", description="How the views' boxes become one answer: nms (class-wise NMS; the "
+                           "bundled model) or wbf (weighted box fusion of every detector and "
+                           "view, scored by the views' agreement: the full model for real "
+                           "cameras, docs/models.md).")
     min_score: float = Field(0.2, ge=0, le=1, description="Answer detections at least this "
                                                           "sure after fusion.")
     text: TextModelConfig = Field(default_factory=TextModelConfig)
@@ -94,10 +108,20 @@ class CloudModelConfig(Strict):
     def _tiles(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        if value.lower() == "auto":
+            return "auto"
         parts = value.lower().split("x")
         if len(parts) != 2 or not all(p.isdigit() and 1 <= int(p) <= 4 for p in parts):
-            raise ValueError(f"tiles must look like 2x2 (1 to 4 each way) or null, got {value!r}")
+            raise ValueError(f"tiles must look like 2x2 (1 to 4 each way), auto or null, "
+                             f"got {value!r}")
         return value.lower()
+
+    @model_validator(mode="after")
+    def _merge(self) -> CloudModelConfig:
+        if self.merge == "nms" and (self.extra_detectors or self.flip or self.tiles == "auto"):
+            raise ValueError("extra_detectors, flip and tiles: auto need merge: wbf (weighted "
+                             "box fusion); set model.merge: wbf")
+        return self
 
 
 class CloudConfig(Strict):

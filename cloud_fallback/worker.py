@@ -22,7 +22,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 import cv2
@@ -35,13 +34,14 @@ from prometheus_client import Counter as PromCounter
 
 from cloud_fallback.cache import ResultCache, content_key
 from cloud_fallback.config import CloudConfig
+from cloud_fallback.model import build_detector, recipe_id
+from cloud_fallback.model import model_id as cloud_model_id
 from cloud_fallback.opinion import TextOpinion
 from cloud_fallback.recipe import Keyframes, Recipe, refine
 from cloud_fallback.textimage import TextImageModel, text_model_providers
-from edge_agent.core.bundled import bundled_cloud_model, bundled_text_model
+from edge_agent.core.bundled import bundled_text_model
 from edge_agent.core.detector import Detector
 from edge_agent.core.detector.detections import Detections
-from edge_agent.core.detector.tiling import TiledDetector
 from edge_agent.core.metrics import LATENCY_BUCKETS
 from edge_agent.core.mqtt.client import make_client, publish_properties, sent
 from edge_agent.core.mqtt.topics import (
@@ -101,15 +101,10 @@ class Worker:
     def __init__(self, config: CloudConfig, detector: Detector | None = None,
                  model_id: str | None = None, text_model: TextImageModel | None = None) -> None:
         self.config = config
-        path = config.model.detector.path or bundled_cloud_model()
         if detector is None:
-            detector = Detector.from_config(config.model.detector, config.model.runtime,
-                                            default_path=path)
-            if config.model.tiles:
-                cols, rows = (int(v) for v in config.model.tiles.split("x"))
-                detector = TiledDetector(detector, cols, rows)
+            detector = build_detector(config.model)
         self.detector = detector
-        self.model_id = model_id or Path(path).stem
+        self.model_id = model_id or cloud_model_id(config.model)
         t = config.model.text
         self.opinion: TextOpinion | None = None
         self._refused_seen: set[tuple[str, str, str]] = set()
@@ -360,7 +355,7 @@ class Worker:
         answers)."""
         m = self.config.model
         fusion = m.fusion_weight if m.fuse_keyframes else 0
-        recipe = f"{self.model_id}|tiles={m.tiles}|fusion={fusion:g}|min={m.min_score:g}"
+        recipe = f"{self.model_id}|{recipe_id(m)}|fusion={fusion:g}|min={m.min_score:g}"
         if self.opinion is None:
             return recipe
         return f"{recipe}+{self.opinion.model.name}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import get_args
 from edge_agent.core.cli import EXIT_OK
 from edge_agent.core.config.common import DetectorModelConfig, Layout, RuntimeConfig
 from edge_agent.core.detector import Detector
+from edge_agent.core.detector.jsonl import detection_line
 from edge_agent.runtime.capture.opencv import open_source
 
 log = logging.getLogger("osprey.detect")
@@ -60,13 +60,8 @@ def run_detect(args: argparse.Namespace) -> int:
                     break
                 dets = detector(frame.image)
                 busy += detector.timings.total
-                out.write(json.dumps({
-                    "frame": frame.index,
-                    "timestamp": round(frame.wall_time, 6),
-                    "width": frame.width,
-                    "height": frame.height,
-                    "detections": dets.to_json(),
-                }, separators=(",", ":")) + "\n")
+                out.write(detection_line(frame.index, frame.wall_time, frame.width,
+                                         frame.height, dets))
                 frames += 1
     finally:
         source.close()

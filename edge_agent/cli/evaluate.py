@@ -15,8 +15,14 @@ import cv2
 from edge_agent.core.cli import EXIT_OK
 from edge_agent.core.config.common import DetectorModelConfig, Layout, RuntimeConfig
 from edge_agent.core.detector import Detector
+from edge_agent.core.detector.jsonl import read_detection_lines
 from edge_agent.core.detector.tiling import TiledDetector
-from edge_agent.tools.evaluate import LabelledClip, evaluate_model, load_labels
+from edge_agent.tools.evaluate import (
+    LabelledClip,
+    evaluate_model,
+    evaluate_recorded,
+    load_labels,
+)
 from edge_agent.tools.labels import parse_class_map, read_coco, read_mot
 
 
@@ -32,7 +38,11 @@ def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="COCO mAP@0.5 and mAP@0.5:0.95 of a model on a "
                                     "synthetic-world clip (made by `edge-agent sim`) or a real "
                                     "clip labelled by the teacher")
-    p.add_argument("--model", type=Path, required=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", type=Path, help="the ONNX model (or engine) to run and score")
+    what.add_argument("--detections", type=Path,
+                      help="score detections written earlier (JSON lines of `edge-agent detect` "
+                           "or `cloud-fallback detect`) on one clip, instead of running a model")
     p.add_argument("--data", type=Path, action="append", default=[],
                    help="directory written by sim or by the teacher (repeat to pool "
                         "several clips)")
@@ -65,6 +75,8 @@ def add_eval(sub) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if args.detections is not None:
+        return _eval_recorded(args)
     detector = Detector.from_config(
         DetectorModelConfig(path=args.model, layout=args.layout, score_threshold=args.score),
         RuntimeConfig(providers=["cpu"], intra_op_threads=args.threads))
@@ -87,6 +99,28 @@ def run_eval(args: argparse.Namespace) -> int:
         print(json.dumps({"model": str(args.model), "data": names, **result.to_json()}))
     else:
         print(f"{args.model} on {', '.join(names)}")
+        print(result.table())
+    return EXIT_OK
+
+
+def _eval_recorded(args: argparse.Namespace) -> int:
+    recorded = read_detection_lines(args.detections)
+    if len(args.data) + (args.video is not None) != 1:
+        raise ValueError("--detections scores one clip: give one --data DIR or one --video")
+    classes = tuple(c.strip() for c in args.classes.split(",")) if args.classes else None
+    names = tuple(dict.fromkeys(n for d in recorded.values() for n in d.class_names))
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.video is not None:
+            clip, classes = _video_labels(args, names, classes, Path(tmp))
+            name = str(args.video)
+        else:
+            clip, name = load_labels(args.data[0]), str(args.data[0])
+        result = evaluate_recorded(recorded, clip, args.max_frames, args.stride, classes)
+    if args.json:
+        print(json.dumps({"detections": str(args.detections), "data": [name],
+                          **result.to_json()}))
+    else:
+        print(f"{args.detections} on {name}")
         print(result.table())
     return EXIT_OK
 

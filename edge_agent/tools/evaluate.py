@@ -222,3 +222,31 @@ def evaluate_model(detector, data: str | Path | LabelledClip | list,
                 index += 1
         cap.release()
     return evaluate(used, results, label_set or CLASSES)
+
+
+def evaluate_recorded(recorded: dict[int, Detections], data: str | Path | LabelledClip,
+                      max_frames: int | None = None, stride: int = 1,
+                      classes: tuple[str, ...] | None = None) -> EvalResult:
+    """Score detections written earlier (`read_detection_lines`: frame index -> Detections,
+    from `edge-agent detect` or `cloud-fallback detect`) against one clip's labels, over the
+    labelled frames the file covers. A labelled frame inside the file's range without a line
+    is an error: a gap there would count its objects as missed."""
+    clip = data if isinstance(data, LabelledClip) else load_labels(data)
+    if not recorded:
+        raise OspreyError("the detections file has no lines")
+    last = max(recorded)
+    wanted = [i for i in sorted(clip.truths) if i <= last]
+    wanted = [i for i in wanted if i % stride == 0] if clip.dense else wanted[::stride]
+    if max_frames is not None:
+        wanted = wanted[:max_frames]
+    missing = [i for i in wanted if i not in recorded]
+    if missing:
+        raise OspreyError(f"the detections file has no line for labelled frame(s) "
+                          f"{', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}"
+                          f" of {clip.video}: write every frame (no --max-frames shorter than "
+                          "the labels)")
+    if not wanted:
+        raise OspreyError(f"the detections file (frames up to {last}) covers no labelled frame "
+                          f"of {clip.video}")
+    used = [clip.truths[i] for i in wanted]
+    return evaluate(used, [(i, recorded[i]) for i in wanted], classes or clip.classes)

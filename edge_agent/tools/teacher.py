@@ -36,8 +36,7 @@ from tqdm import tqdm
 from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
 from edge_agent.core.detector import Detector
 from edge_agent.core.detector.detections import Detections
-from edge_agent.core.detector.nms import iou_matrix
-from edge_agent.core.detector.tiling import tile_grid
+from edge_agent.core.detector.ensemble import EnsembleDetector, EnsembleSettings
 from edge_agent.tools.sim.truth import FrameTruth, ObjectTruth, SceneInfo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,100 +61,42 @@ class TeacherSettings:
     """Fused agreement from this to label_score: an ignore region; below it, dropped."""
     min_side: int = 6
     """Boxes with a side below this (frame pixels) are dropped."""
+    more_tile_px: tuple[int, ...] = ()
+    """Further tile grids (more scales)."""
+    flip_tiles: bool = False
+    max_grid: tuple[int, int] = (4, 3)
 
 
-@dataclass
-class View:
-    box: tuple[int, int, int, int]
-    """The part of the frame it sees (x1, y1, x2, y2)."""
-    flip: bool
-    weight: float
+REFERENCE = TeacherSettings(tile_px=300, more_tile_px=(160,), flip_tiles=True, max_grid=(6, 4))
+"""The offline reference the cloud config is scored against: the same COCO model at more
+scales, tiles and flips than the teacher or the cloud's real config (tiles of about 300 and
+160 frame pixels, up to 6x4, each tile also mirrored). Fixed before any cloud setting was
+chosen; neither the edge nor the cloud runs it live."""
 
 
 class Teacher:
+    """The core's ensemble recipe (edge_agent/core/detector/ensemble.py) with the teacher's
+    settings, its fused boxes split into labels and ignore regions by agreement."""
+
     def __init__(self, settings: TeacherSettings = TeacherSettings()) -> None:
         self.s = settings
-        self.detector = Detector.from_config(
+        detector = Detector.from_config(
             DetectorModelConfig(path=Path(settings.model), classes_file=Path(settings.classes_file),
                                 score_threshold=settings.floor, nms_iou=0.6,
                                 max_detections=300),
             RuntimeConfig(providers=["cpu"]))
-        self.class_names = self.detector.class_names
-
-    def views(self, width: int, height: int) -> list[View]:
-        whole = (0, 0, width, height)
-        out = [View(whole, False, 2.0), View(whole, True, 2.0)]
-        cols = max(2, min(4, round(width / self.s.tile_px)))
-        rows = max(2, min(3, round(height / self.s.tile_px)))
-        out += [View(b, False, 1.0)
-                for b in tile_grid(width, height, cols, rows, self.s.tile_overlap)]
-        return out
-
-    def _run(self, image: np.ndarray, view: View) -> Detections:
-        x1, y1, x2, y2 = view.box
-        crop = image[y1:y2, x1:x2]
-        if view.flip:
-            crop = crop[:, ::-1]
-        dets = self.detector(np.ascontiguousarray(crop))
-        xyxy = dets.xyxy.copy()
-        if view.flip:
-            w = x2 - x1
-            xyxy[:, [0, 2]] = w - xyxy[:, [2, 0]]
-        keep = np.ones(len(dets), bool)
-        if (x2 - x1, y2 - y1) != image.shape[1::-1]:
-            # A tile: boxes cut by its inner borders are parts of objects, which the whole
-            # frame or a neighbouring tile sees whole.
-            m = 0.02 * max(x2 - x1, y2 - y1)
-            w, h = image.shape[1], image.shape[0]
-            keep &= ~(((xyxy[:, 0] <= m) & (x1 > 0)) | ((xyxy[:, 1] <= m) & (y1 > 0))
-                      | ((xyxy[:, 2] >= x2 - x1 - m) & (x2 < w))
-                      | ((xyxy[:, 3] >= y2 - y1 - m) & (y2 < h)))
-        xyxy += np.array([x1, y1, x1, y1], np.float32)
-        return Detections(xyxy[keep], dets.score[keep], dets.class_id[keep], dets.class_names)
+        self.ensemble = EnsembleDetector([detector], EnsembleSettings(
+            flip=True, tiles=None, tile_px=settings.tile_px, tile_overlap=settings.tile_overlap,
+            more_tile_px=settings.more_tile_px, flip_tiles=settings.flip_tiles,
+            max_grid=settings.max_grid, floor=settings.floor, fuse_iou=settings.fuse_iou,
+            min_side=settings.min_side, min_score=settings.ignore_score))
+        self.class_names = self.ensemble.class_names
 
     def label(self, image: np.ndarray) -> tuple[Detections, np.ndarray]:
         """Fused detections (score: agreement of the views that see the whole box) and
         whether each is a label (True) or an ignore region (False)."""
-        from ensemble_boxes import weighted_boxes_fusion
-
-        h, w = image.shape[:2]
-        views = self.views(w, h)
-        per_view = [self._run(image, v) for v in views]
-        scale = np.array([w, h, w, h], np.float32)
-        boxes = [np.clip(d.xyxy / scale, 0, 1).tolist() for d in per_view]
-        fused, _, labels = weighted_boxes_fusion(
-            boxes, [d.score.tolist() for d in per_view],
-            [d.class_id.tolist() for d in per_view], weights=[v.weight for v in views],
-            iou_thr=self.s.fuse_iou, skip_box_thr=self.s.floor, conf_type="max")
-        xyxy = (np.asarray(fused, np.float32).reshape(-1, 4) * scale)
-        cls = np.asarray(labels, np.int64)
-        agreement = self._agreement(xyxy, cls, views, per_view)
-        sides = np.minimum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
-        keep = (agreement >= self.s.ignore_score) & (sides >= self.s.min_side)
-        dets = Detections(xyxy[keep], agreement[keep].astype(np.float32), cls[keep],
-                          self.class_names)
+        dets = self.ensemble(image)
         return dets, dets.score >= self.s.label_score
-
-    @staticmethod
-    def _agreement(xyxy: np.ndarray, cls: np.ndarray, views: list[View],
-                   per_view: list[Detections]) -> np.ndarray:
-        if not len(xyxy):
-            return np.zeros(0, np.float32)
-        total = np.zeros(len(xyxy), np.float64)
-        weight = np.zeros(len(xyxy), np.float64)
-        for v, d in zip(views, per_view, strict=True):
-            x1, y1, x2, y2 = v.box
-            tol = 0.02 * max(x2 - x1, y2 - y1)
-            covers = ((xyxy[:, 0] >= x1 - tol) & (xyxy[:, 1] >= y1 - tol)
-                      & (xyxy[:, 2] <= x2 + tol) & (xyxy[:, 3] <= y2 + tol))
-            best = np.zeros(len(xyxy))
-            if len(d):
-                iou = iou_matrix(xyxy, d.xyxy) * (cls[:, None] == d.class_id[None, :])
-                hit = iou >= 0.5
-                best = np.where(hit, d.score[None, :], 0).max(axis=1)
-            total += np.where(covers, v.weight * best, 0)
-            weight += np.where(covers, v.weight, 0)
-        return (total / np.maximum(weight, 1e-9)).astype(np.float32)
 
 
 def frame_truth(index: int, fps: float, clip: str, dets: Detections, is_label: np.ndarray
@@ -247,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=float, default=0.5, help="seconds between labelled frames")
     ap.add_argument("--only", help="comma-separated clip names (file stems)")
     ap.add_argument("--draw", type=int, default=0, help="annotated JPEGs to save per clip")
+    ap.add_argument("--reference", action="store_true",
+                    help="label with the offline reference settings (REFERENCE: more scales, "
+                         "tiles and flips; the proxy for human labels the cloud is scored on)")
     args = ap.parse_args(argv)
     if not Path(TeacherSettings.model).is_file():
         print(f"teacher model not found at {TeacherSettings.model}: set OSPREY_REAL_DATA to the "
@@ -257,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = set(args.only.split(","))
         videos = [v for v in videos if v.stem in wanted]
-    teacher = Teacher()
+    teacher = Teacher(REFERENCE if args.reference else TeacherSettings())
     todo = [v for v in videos if not (args.out / v.stem / "meta.json").is_file()]
     total = sum(_frames_to_label(v, args.every) for v in todo)
     with tqdm(total=total, desc="teacher", unit="frame") as bar:

@@ -62,6 +62,10 @@ class TrainConfig:
     pretrained: str | None = None
     """`pedestrian-ssdlite`: the backbone starts from real pretrained MobileNetV2 weights
     (models/training/pretrained.py)."""
+    mosaic: float = 0.0
+    """Share of real samples that are 2x2 mosaics of four real frames (real.MixedSampler)."""
+    repeat: float = 0.0
+    """Repeat-factor threshold for real frames with rare classes (real.repeat_factors)."""
     extra: dict = field(default_factory=dict)
 
 
@@ -98,6 +102,15 @@ CONFIGS = {
                                             "truck"),
                                    domain="real", real_share=0.75, pseudo_dir="runs/pseudo-0.2",
                                    init="runs/edge-real/last.pt"),
+    # The real-camera model's recipe against its few train scenes: labels every 0.2 s, half of
+    # the real samples four-scene mosaics, frames with rare classes drawn more often.
+    "edge-real-mosaic": TrainConfig("osprey-edge-real-ssdlite", width=1.0, fpn=64,
+                                    size=(384, 224), anchor_scale=1.0, batch=16, steps=3000,
+                                    lr=2e-3, output="runs/edge-real-mosaic/osprey_edge_real.onnx",
+                                    classes=("person", "bicycle", "car", "motorbike", "bus",
+                                             "truck"),
+                                    domain="real", real_share=0.75, pretrained="pedestrian-ssdlite",
+                                    pseudo_dir="runs/pseudo-0.2", mosaic=0.5, repeat=0.1),
 }
 
 
@@ -127,7 +140,8 @@ def make_sampler(cfg: TrainConfig):
               for f in load_clip_frames(c, cfg.classes)]
     print(f"{len(frames)} real frames from {len(clips)} clips: "
           f"{', '.join(c.name for c in clips)}")
-    return MixedSampler(frames, synthetic, cfg.classes, cfg.real_share)
+    return MixedSampler(frames, synthetic, cfg.classes, cfg.real_share, cfg.mosaic,
+                        cfg.repeat)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

@@ -63,9 +63,21 @@ def objects(clip: Path) -> int:
                if o.cls in CLASSES and not o.ignore)
 
 
+def _detector(path: Path, score: float):
+    """An ONNX model, or a cloud config (.yaml): the worker's detector as it describes it."""
+    if path.suffix.lower() in (".yaml", ".yml"):
+        from cloud_fallback.config import load_cloud_config
+        from cloud_fallback.model import build_detector
+
+        return build_detector(load_cloud_config(path).model)
+    return Detector.from_config(DetectorModelConfig(path=path, score_threshold=score),
+                                RuntimeConfig(providers=["cpu"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", action="append", required=True, metavar="NAME=PATH")
+    ap.add_argument("--model", action="append", required=True, metavar="NAME=PATH",
+                    help="an ONNX model, or a cloud config (.yaml) scored as the worker runs it")
     ap.add_argument("--pseudo", type=Path, default=Path("runs/pseudo"))
     ap.add_argument("--score", type=float, default=0.05)
     ap.add_argument("--ceiling", action="store_true",
@@ -82,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                     "models": {}}
     for spec in args.model:
         name, _, path = spec.partition("=")
-        det = Detector.from_config(DetectorModelConfig(path=Path(path),
-                                                       score_threshold=args.score),
-                                   RuntimeConfig(providers=["cpu"]))
+        det = _detector(Path(path), args.score)
         per_clip = {c.name: round(evaluate_model(det, c, classes=CLASSES).map50, 4)
                     for c in scored}
         pooled = evaluate_model(det, scored, classes=CLASSES)

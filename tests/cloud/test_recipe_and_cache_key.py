@@ -27,9 +27,32 @@ def test_settings_that_change_answers_key_the_cloud_cache():
         return Worker(cfg).answer_model_id
 
     base = key()
+    wbf = {"merge": "wbf"}
     assert len({base, key(fusion_weight=0.5), key(tiles=None), key(min_score=0.3),
-                key(fuse_keyframes=False)}) == 5
+                key(fuse_keyframes=False), key(**wbf), key(**wbf, flip=True),
+                key(**wbf, tiles="auto"), key(**wbf, tiles="auto", tile_px=300)}) == 9
     assert key() == base
+
+
+def test_the_full_model_settings_need_weighted_box_fusion():
+    from pydantic import ValidationError
+
+    from cloud_fallback.config import CloudConfig
+
+    for model in ({"flip": True}, {"tiles": "auto"}, {"extra_detectors": [{"path": "b.onnx"}]}):
+        with pytest.raises(ValidationError, match="need merge: wbf"):
+            CloudConfig.model_validate({"mqtt": {"host": "h"}, "model": model})
+    with pytest.raises(ValidationError, match=r"2x2 .*auto or null"):
+        CloudConfig.model_validate({"mqtt": {"host": "h"}, "model": {"tiles": "5x1"}})
+    pytest.importorskip("ensemble_boxes")
+    from cloud_fallback.worker import Worker
+    from edge_agent.core.detector.ensemble import EnsembleDetector
+
+    cfg = CloudConfig.model_validate({"mqtt": {"host": "h"}, "model": {
+        "merge": "wbf", "flip": True, "tiles": "auto", "text": {"enabled": False}}})
+    worker = Worker(cfg)
+    assert isinstance(worker.detector, EnsembleDetector)
+    assert len(worker.detector.views(640, 360)) == 2 + 3 * 2
 
 
 def test_fusion_rescores_by_support_in_the_other_keyframes():
