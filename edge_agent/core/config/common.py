@@ -162,9 +162,14 @@ class DetectorModelConfig(Strict):
 
 
 class RuntimeConfig(Strict):
-    backend: Literal["onnxruntime", "tensorrt"] = Field(
-        "onnxruntime", description="tensorrt: native engine; falls back to onnxruntime."
+    backend: Literal["onnxruntime", "tensorrt", "triton"] = Field(
+        "onnxruntime", description="tensorrt: native engine; falls back to onnxruntime. "
+                                   "triton: the model served by Triton Inference Server "
+                                   "(triton_url, triton_model; the cloud side)."
     )
+    triton_url: str = Field("localhost:8001", description="Triton's gRPC address (host:port).")
+    triton_model: str | None = Field(None, description="The model's name in Triton; None: "
+                                                       "the model file's stem.")
     providers: list[Provider] = Field(
         default_factory=lambda: ["auto"],
         description="ONNX Runtime providers in order; auto: TensorRT, CUDA, CPU as available.",

@@ -29,6 +29,11 @@ def make_backend(model: Path, runtime: RuntimeConfig) -> DetectorBackend:
         if not model.is_file():
             raise ModelError(f"engine file {model} not found: check model.path (or --model)")
         return TensorRTBackend(model)
+    if runtime.backend == "triton":
+        from edge_agent.core.detector.backends.triton import TritonBackend, local_metadata
+
+        return TritonBackend(runtime.triton_url, runtime.triton_model or model.stem,
+                             local_metadata(model))
     fallback = None
     if runtime.backend == "tensorrt":
         try:
