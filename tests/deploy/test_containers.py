@@ -119,3 +119,28 @@ def test_the_workers_config_is_valid_with_the_stacks_settings(tmp_path):
     # the worker's username is the one the ACL gives the shared subscription
     acl = (REPO / "configs/mosquitto/acl.conf").read_text()
     assert f"user {config.mqtt.username}\ntopic read osprey/+/offload/request" in acl
+
+
+def test_the_triton_override_runs_the_real_config_against_the_servers_model(tmp_path):
+    """docker-compose.triton.yml: a Triton service with the repository's model repository, and
+    workers whose config (configs/cloud-real.yaml + the override's environment) asks Triton for
+    the model that repository names."""
+    override = yaml.safe_load((COMPOSE_DIR / "docker-compose.triton.yml").read_text())
+    triton = override["services"]["triton"]
+    source, target = triton["volumes"][0].split(":")[:2]
+    repository = (COMPOSE_DIR / source).resolve()
+    worker = override["services"]["worker"]
+    env = {**compose()["services"]["worker"]["environment"], **worker["environment"]}
+    password = tmp_path / "pw"
+    password.write_text("secret")
+    env["OSPREY_CLOUD__MQTT__PASSWORD_FILE"] = str(password)
+    env["OSPREY_CLOUD__MQTT__TLS__CA_FILE"] = str(password)
+    mounts = {t: s for s, t in (v.split(":")[:2] for v in worker["volumes"])}
+    config = load_cloud_config(COMPOSE_DIR / mounts["/etc/osprey/cloud.yaml"],
+                               {k: str(v) for k, v in env.items()})
+    runtime = config.model.runtime
+    assert (runtime.backend, runtime.triton_url) == ("triton", "triton:8001")
+    assert config.model.merge == "wbf" and config.model.flip
+    pbtxt = (repository / runtime.triton_model / "config.pbtxt").read_text()
+    assert f'name: "{runtime.triton_model}"' in pbtxt and "dynamic_batching" in pbtxt
+    assert target == "/models" and "--model-repository=/models" in triton["command"]
