@@ -292,13 +292,22 @@ def to_wire(dets: Detections) -> list[WireDetection]:
 
 
 def from_wire(items: list[WireDetection], class_names: tuple[str, ...] = ()) -> Detections:
+    """Detections from the wire, their classes matched to `class_names` by label: another
+    model's ids mean nothing here (a COCO cloud's 5 is a bus, an edge model's 5 a truck).
+    Labels `class_names` lacks are added after them, in order of appearance."""
     if not items:
         return Detections.empty(class_names)
+    names = list(class_names)
+    ids = []
+    for d in items:
+        label = d.label or (names[d.class_id] if d.class_id < len(names)
+                            else f"class_{d.class_id}")
+        if label not in names:
+            names.append(label)
+        ids.append(names.index(label))
     return Detections(np.array([d.box for d in items], np.float32),
                       np.array([d.score for d in items], np.float32),
-                      np.array([d.class_id for d in items], np.int32),
-                      class_names if class_names and max(d.class_id for d in items)
-                      < len(class_names) else (),
+                      np.array(ids, np.int32), tuple(names),
                       np.array([d.track_id for d in items], np.int64))
 
 

@@ -64,3 +64,9 @@ class Detections:
                 item["track_id"] = int(self.track_id[i])
             out.append(item)
         return out
+
+
+def wider(*names: tuple[str, ...]) -> tuple[str, ...]:
+    """The longest of class-name lists that extend one another (the edge's names, then the
+    labels a cloud answer added after them): ids valid in any are valid in it."""
+    return max(names, key=len, default=())

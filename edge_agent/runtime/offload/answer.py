@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.detections import Detections, wider
 from edge_agent.core.detector.nms import iou_matrix
 from edge_agent.core.protocol import RefusedQuery, WireMatch
 from edge_agent.runtime.offload.cache import Fingerprint
@@ -89,15 +89,17 @@ def answer_verifies(answer: Answer, min_score: float) -> list[Verified]:
     return verified_tracks(answer.edge[-1], answer.frames[-1][1], min_score)
 
 
-def relabel(dets: Detections, overrides: Mapping[int, int]) -> Detections:
-    """`dets` with each tracked detection in `overrides` (track id -> class id) given that
-    class."""
+def relabel(dets: Detections, overrides: Mapping[int, int],
+            names: tuple[str, ...] = ()) -> Detections:
+    """`dets` with each tracked detection in `overrides` (track id -> class id in `names`,
+    the answers' names, which extend the edge's) given that class."""
     if not overrides or dets.track_id is None or not len(dets):
         return dets
     cls = dets.class_id.copy()
     for i, tid in enumerate(dets.track_id.tolist()):
         cls[i] = overrides.get(tid, cls[i])
-    return Detections(dets.xyxy, dets.score, cls, dets.class_names, dets.track_id)
+    return Detections(dets.xyxy, dets.score, cls, wider(dets.class_names, names),
+                      dets.track_id)
 
 
 def refined_frames(answer: Answer) -> list[tuple[int, Detections]]:

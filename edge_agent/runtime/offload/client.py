@@ -271,8 +271,16 @@ class OffloadClient:
             if len(self.stats.rtts) > 4096:
                 del self.stats.rtts[:2048]
         self.count("answered")
-        by_index = {f.index: from_wire(f.detections, self.class_names) for f in resp.frames}
-        frames = [(i, by_index.get(i, Detections.empty(self.class_names))) for i in p.frames]
+        # One growing list of names for every answer: the edge's, then each label a cloud
+        # model added; ids of earlier answers stay valid in later ones.
+        with self.lock:
+            for f in resp.frames:
+                for d in f.detections:
+                    if d.label and d.label not in self.class_names:
+                        self.class_names = (*self.class_names, d.label)
+            names = self.class_names
+        by_index = {f.index: from_wire(f.detections, names) for f in resp.frames}
+        frames = [(i, by_index.get(i, Detections.empty(names))) for i in p.frames]
         self.on_answer(Answer(
             camera=p.camera, window_id=p.window_id, request_id=resp.id, source="cloud",
             frames=frames, edge=p.edge, rtt_ms=rtt, window=p.window, worker=resp.worker,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.detections import Detections, wider
 from edge_agent.core.detector.nms import iou_matrix
 
 COVERED_IOU = 0.3
@@ -70,5 +70,5 @@ def with_held(edge: Detections, held: Detections) -> Detections:
     return Detections(np.concatenate([edge.xyxy, held.xyxy]).astype(np.float32),
                       np.concatenate([edge.score, held.score]).astype(np.float32),
                       np.concatenate([edge.class_id, held.class_id]),
-                      edge.class_names or held.class_names,
+                      wider(edge.class_names, held.class_names),
                       np.concatenate([tracks, held.track_id]).astype(np.int64))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.detections import Detections, wider
 from edge_agent.core.detector.nms import iou_matrix
 
 MATCH_IOU = 0.3
@@ -82,7 +82,7 @@ def merge_window(edge_frames: list[tuple[int, Detections]],
     objects = _objects(sorted(keyframes, key=lambda kd: kd[0]))
     edge_at = dict(edge_frames)
     seen_at_key = {k: _tracks_under(edge_at.get(k), keys[k]) for k in keys}
-    names = next(iter(keys.values())).class_names
+    names = wider(*(d.class_names for d in keys.values()))
     out = []
     for f, edge in edge_frames:
         if f in keys:
@@ -109,7 +109,8 @@ def merge_window(edge_frames: list[tuple[int, Detections]],
         ids = edge.track_id if edge.track_id is not None else np.full(len(edge), -1)
         for i in np.nonzero(~backed)[0]:
             score[i] *= reject if int(ids[i]) in rejected else unsure
-        merged = Detections(xyxy, score, cls, edge.class_names or names, edge.track_id)
+        merged = Detections(xyxy, score, cls, wider(edge.class_names, names),
+                            edge.track_id)
         extra = [est[j] for j in np.nonzero(~used)[0]]
         if extra:
             merged = concat(merged, Detections(
@@ -150,5 +151,5 @@ def concat(a: Detections, b: Detections) -> Detections:
     ids_a = a.track_id if a.track_id is not None else np.full(len(a), -1, np.int64)
     ids_b = b.track_id if b.track_id is not None else np.full(len(b), -1, np.int64)
     return Detections(np.concatenate([a.xyxy, b.xyxy]), np.concatenate([a.score, b.score]),
-                      np.concatenate([a.class_id, b.class_id]), a.class_names or b.class_names,
+                      np.concatenate([a.class_id, b.class_id]), wider(a.class_names, b.class_names),
                       np.concatenate([ids_a, ids_b]))

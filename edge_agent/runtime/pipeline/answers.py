@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from edge_agent.core.detector.detections import wider
 from edge_agent.runtime.config import OffloadConfig
 from edge_agent.runtime.offload.answer import Answer, Verified, answer_verifies, held_objects
 from edge_agent.runtime.pipeline.camera import CameraPipeline
@@ -31,4 +32,6 @@ def apply_to_camera(p: CameraPipeline, answer: Answer, cfg: OffloadConfig, now: 
                 if v.track_id in live]  # a track may have ended meanwhile
     for v in verified:
         p.overrides[v.track_id] = v.class_id
+    if answer.frames:  # override ids are in the answers' names
+        p.override_names = wider(p.override_names, answer.frames[-1][1].class_names)
     return verified

@@ -58,6 +58,9 @@ class CameraPipeline:
         self.windows = 0
         self.unpublished = 0
         self.overrides: dict[int, int] = {}
+        self.override_names: tuple[str, ...] = ()
+        """The names the overrides' class ids are in (the cloud answers', which extend the
+        edge model's)."""
         """Track id -> class id the cloud gave it; applied to every later detection."""
         self.held: Detections | None = None
         """Static objects of the last answer the edge misses (edge_agent.runtime.offload.hold)."""
@@ -90,8 +93,9 @@ class CameraPipeline:
         """The update with the cloud's classes on verified tracks; ended tracks forgotten."""
         for t in upd.ended:
             self.overrides.pop(t.track_id, None)
-        return TrackUpdate(relabel(upd.detections, self.overrides),
-                           relabel(upd.all, self.overrides), upd.started, upd.ended)
+        return TrackUpdate(relabel(upd.detections, self.overrides, self.override_names),
+                           relabel(upd.all, self.overrides, self.override_names), upd.started,
+                           upd.ended)
 
     def shown(self, dets: Detections, now: float) -> Detections:
         """What `detections` publishes: the edge's, plus held static objects while they

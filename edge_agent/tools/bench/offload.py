@@ -39,7 +39,7 @@ from cloud_fallback.worker import Worker
 from edge_agent.core.bundled import bundled_text_model
 from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
 from edge_agent.core.detector import Detector, FrameDetector
-from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.detections import Detections, wider
 from edge_agent.core.detector.nms import iou_matrix
 from edge_agent.core.detector.tiling import TiledDetector
 from edge_agent.core.errors import ModelError
@@ -218,12 +218,13 @@ def published(clips: list[Clip], windows: list[Window], chosen: list[int], min_s
             for i in order if windows[i].clip == c
             for v in answer_verifies(_answer(clip, windows[i], answers[i]), verify_min_score))
         overrides: dict[int, int] = {}
+        names = wider(*(d.class_names for d in clip.cloud))
         frames = []
         for truth, dets in zip(clip.truths, clip.edge, strict=True):
             while overriding and overriding[0][0] <= truth.t:
                 _, tid, cls = overriding.pop(0)
                 overrides[tid] = cls
-            frames.append(relabel(dets, overrides))
+            frames.append(relabel(dets, overrides, names))
         out.append(frames)
     held = _held(clips, windows, order, answers, hold_s, hold_score_factor)
     uplink = 0
