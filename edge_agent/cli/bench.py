@@ -37,6 +37,17 @@ def add_bench(sub) -> None:
                    help="offload: seconds of the live latency run (0: skip)")
     p.add_argument("--size-seconds", type=float, default=300.0,
                    help="sizes: seconds of each world the scale is learned over (default 300)")
+    p.add_argument("--real", type=Path, nargs="+", default=None, metavar="CLIP",
+                   help="offload on real clips no model trained on (video files, or a text "
+                        "file listing one per line): edge = the real-camera model, cloud = "
+                        "--cloud-config, reference = the cloud-only answer on every frame")
+    p.add_argument("--cloud-config", type=Path, default=Path("configs/cloud-real.yaml"),
+                   help="offload --real: the cloud worker's config (default "
+                        "configs/cloud-real.yaml)")
+    p.add_argument("--real-seconds", type=float, default=None,
+                   help="offload --real: the first seconds of each clip (default: all)")
+    p.add_argument("--gt", action="append", default=[], metavar="CLIP=GT.TXT",
+                   help="offload --real: human labels (MOT gt.txt, people) of a clip, by stem")
     p.add_argument("--plot", type=Path, default=None, help="offload: write the PNG plot here")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="offload: keep per-clip detections here to rerun quickly")
@@ -98,16 +109,44 @@ def run_bench_sizes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _real_clips(paths: list[Path]) -> list[Path]:
+    out = []
+    for p in paths:
+        if p.suffix.lower() == ".txt":
+            out += [Path(line.strip()) for line in p.read_text().splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+        else:
+            out.append(p)
+    missing = [str(p) for p in out if not p.is_file()]
+    if missing:
+        raise ValueError(f"--real: no such clip(s): {', '.join(missing)}")
+    return out
+
+
 def run_bench_offload(args: argparse.Namespace) -> int:
     from edge_agent.core.bundled import bundled_cloud_model
     from edge_agent.tools.bench.offload import RATIOS, bench_offload, plot
 
-    result = bench_offload(
-        args.model or bundled_edge_model(), args.cloud_model or bundled_cloud_model(),
-        [int(s) for s in args.seeds.split(",")], args.presets.split(","), args.clip_seconds,
-        args.cache_seconds, args.live_seconds,
-        progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True),
-        work_dir=args.work_dir, cache_seeds=[int(s) for s in args.cache_seeds.split(",")])
+    if args.real:
+        from edge_agent.tools.bench.real import bench_offload_real
+
+        human = {}
+        for item in args.gt:
+            stem, sep, path = item.partition("=")
+            if not sep or not Path(path).is_file():
+                raise ValueError(f"--gt must be CLIP=GT.TXT with an existing file, got {item!r}")
+            human[stem] = Path(path)
+        result = bench_offload_real(
+            args.model or bundled_edge_model("fp32", "real"), args.cloud_config,
+            _real_clips(args.real), args.real_seconds, args.work_dir, human,
+            progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
+    else:
+        result = bench_offload(
+            args.model or bundled_edge_model(), args.cloud_model or bundled_cloud_model(),
+            [int(s) for s in args.seeds.split(",")], args.presets.split(","),
+            args.clip_seconds, args.cache_seconds, args.live_seconds,
+            progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True),
+            work_dir=args.work_dir, cache_seeds=[int(s) for s in args.cache_seeds.split(",")])
     result["date"] = date.today().isoformat()
     result["machine"] = f"{platform.node()} {platform.machine()}"
     if args.plot:
@@ -128,6 +167,11 @@ def run_bench_offload(args: argparse.Namespace) -> int:
             x = result[name][f"{r:.2f}"]
             print(f"| {name} | {r:.0%} | {x['map50']:.3f} | {x['gap_recovery']:.2f} | "
                   f"{x['uplink_bytes'] / 1e6:.2f} | {x['uplink_ratio_vs_cloud_only']:.3f} |")
+    if "human" in result and "policy" in result["human"]:
+        h = result["human"]
+        print(f"\nagainst human labels (people): edge-only {h['edge_only']:.3f}, cloud-only "
+              f"{h['cloud_only']:.3f}, policy " + ", ".join(
+                  f"{float(r):.0%} {v:.3f}" for r, v in h["policy"].items()))
     print("\nwindow score vs the cloud's corrections (rank correlation): " + ", ".join(
         f"{k} {v:.2f}" for k, v in result["score_vs_correction_rank_corr"].items()))
     op = result.get("second_opinion", {})

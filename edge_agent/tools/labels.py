@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -106,3 +107,13 @@ def read_coco(path: Path, classes: tuple[str, ...], class_map: dict[str, str],
             _object(name, (x, y, x + w, y + h), bool(a.get("iscrowd")) or name not in classes,
                     classes))
     return _frames(objects, fps, Path(path).stem)
+
+
+def manifest_split(manifest: Path) -> dict[str, str]:
+    """Clip stem -> `train` or `validate`, from the clips' MANIFEST.md table."""
+    out = {}
+    for line in manifest.read_text().splitlines():
+        m = re.match(r"\|\s*([\w.-]+\.(?:mp4|avi|mkv|mov))\s*\|\s*(train|validate)\s*\|", line)
+        if m:
+            out[Path(m.group(1)).stem] = m.group(2)
+    return out

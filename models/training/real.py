@@ -14,7 +14,6 @@ the others only validate.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,16 +26,6 @@ from models.training.data import FRAMES_PER_SEED, SyntheticSampler, truth_boxes
 
 SYNTHETIC_TO_REAL = {"person": "person", "car": "car", "truck": "truck", "cyclist": "person",
                      "dog": "dog"}
-
-
-def manifest_split(manifest: Path) -> dict[str, str]:
-    """Clip stem -> `train` or `validate`, from the clips' MANIFEST.md table."""
-    out = {}
-    for line in manifest.read_text().splitlines():
-        m = re.match(r"\|\s*([\w.-]+\.(?:mp4|avi|mkv|mov))\s*\|\s*(train|validate)\s*\|", line)
-        if m:
-            out[Path(m.group(1)).stem] = m.group(2)
-    return out
 
 
 @dataclass

@@ -24,13 +24,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from edge_agent.tools.labels import manifest_split
 from edge_agent.tools.sim import CLASSES
 from edge_agent.tools.teacher import REAL_DATA
 from models.training.data import Augment, SyntheticSampler, batch
 from models.training.export import export_onnx
 from models.training.loss import multibox_loss
 from models.training.nets import AnchorSpec, SSDLite, make_anchors
-from models.training.real import MixedSampler, load_clip_frames, manifest_split
+from models.training.real import MixedSampler, load_clip_frames
 
 TRAIN_SEEDS = list(range(1, 121))
 """Worlds the models learn from. Evaluation uses seeds 1000 and above, never seen here."""

@@ -27,8 +27,8 @@ import numpy as np
 from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
 from edge_agent.core.detector import Detections, Detector
 from edge_agent.tools.evaluate import evaluate_model, load_labels
+from edge_agent.tools.labels import manifest_split
 from edge_agent.tools.teacher import REAL_DATA, Teacher
-from models.training.real import manifest_split
 from models.training.train import CONFIGS
 
 CLASSES = CONFIGS["edge-real"].classes

@@ -24,7 +24,7 @@ from edge_agent.runtime.offload.policy import score_parts, window_score
 from edge_agent.runtime.tracker import Tracker
 from edge_agent.runtime.window import SlidingWindow
 from edge_agent.tools.evaluate import CLIP_ID_SPAN, evaluate
-from edge_agent.tools.sim import SyntheticWorld, WorldOptions
+from edge_agent.tools.sim import CLASSES, SyntheticWorld, WorldOptions
 from edge_agent.tools.sim.truth import FrameTruth
 
 _TINY = np.zeros((2, 2, 3), np.uint8)
@@ -40,6 +40,8 @@ class Clip:
     sharp: np.ndarray
     base: int
     """Frame ids of this clip start at base (pooled evaluation)."""
+    classes: tuple[str, ...] | None = None
+    """The classes scored (a real clip: the edge model's); None: the synthetic world's."""
 
 
 @dataclass
@@ -88,6 +90,7 @@ def save_clip(clip: Clip, path: Path) -> None:
              for key, dets in (("edge", clip.edge), ("cloud", clip.cloud))}
     path.with_suffix(".json").write_text(json.dumps({
         "format": CLIP_FORMAT, "name": clip.name, "class_names": names,
+        "classes": list(clip.classes) if clip.classes else None,
         "truths": [t.to_json() for t in clip.truths]}))
 
 
@@ -108,8 +111,9 @@ def load_clip(path: Path, base: int) -> Clip | None:
                         ("counts", "xyxy", "score", "class_id", "track_id")},
                        tuple(info["class_names"][key]))
 
+    classes = tuple(info["classes"]) if info.get("classes") else None
     return Clip(info["name"], [FrameTruth.from_json(t) for t in info["truths"]], dets("edge"),
-                dets("cloud"), arrays["jpeg"], arrays["sharp"], base)
+                dets("cloud"), arrays["jpeg"], arrays["sharp"], base, classes)
 
 
 def world_clip(seed: int, preset: str, seconds: float, k: int, edge: FrameDetector,
@@ -176,4 +180,5 @@ def clips_map(clips: list[Clip], per_clip: list[list[Detections]]) -> float:
         for t, d in zip(clip.truths, frames, strict=True):
             truths.append(replace(t, frame=clip.base + t.frame))
             dets.append((clip.base + t.frame, d))
-    return evaluate(truths, dets).map50
+    classes = next((c.classes for c in clips if c.classes), None)
+    return evaluate(truths, dets, classes or CLASSES).map50

@@ -312,7 +312,34 @@ def bench_offload(edge_path: Path, cloud_path: Path, seeds: list[int], presets: 
                 if saved is not None:
                     save_clip(clip, saved)
             clips.append(clip)
-    windows = make_windows(clips, size, stride, k, cfg.uncertain_band)
+    result, windows, scores = cascade(clips, size, stride, k, min_score, cfg.uncertain_band,
+                                      progress)
+    result["seconds_per_clip"] = seconds
+    try:
+        text_model = TextImageModel.load(bundled_text_model())
+    except (ImportError, ModelError) as exc:
+        result["second_opinion"] = {"skipped": str(exc)}
+    else:
+        progress("second opinion: labels of the policy's answers at 20 %")
+        chosen = causal_policy(windows, scores, max(1, round(0.2 * len(windows))))
+        result["second_opinion"] = {"windows": len(chosen), **second_opinion(
+            clips, windows, chosen, min_score, text_model)}
+    if cache_seconds > 0:
+        result["cache"] = bench_cache_seeds(edge, cloud, cache_seeds, cache_seconds, 0.2, size,
+                                            stride, k, min_score, cfg, progress)
+    if live_seconds > 0:
+        progress(f"live: {live_seconds:g} s through a broker and a worker")
+        result["refined_latency"] = live_latency(edge, cloud_path, live_seconds)
+    return result
+
+
+def cascade(clips: list[Clip], size: int, stride: int, k: int, min_score: float,
+            band: tuple[float, float], progress: Callable[[str], None] = lambda _: None
+            ) -> tuple[dict[str, Any], list[Window], np.ndarray]:
+    """Edge-only, cloud-only, and the policy, random and periodic windows at each ratio of
+    RATIOS over `clips` (synthetic or real): mAP@0.5 against the clips' truths, G(r) and
+    uplink; with the windows and their scores."""
+    windows = make_windows(clips, size, stride, k, band)
     progress(f"{len(windows)} windows; scoring")
     edge_map = clips_map(clips, [c.edge for c in clips])
     # Cloud-only is what the worker answers for every frame: its detections down to the
@@ -335,7 +362,7 @@ def bench_offload(edge_path: Path, cloud_path: Path, seeds: list[int], presets: 
                   for name in windows[0].scores}
     scores = np.array([w.scores["combined"] for w in windows])
     result: dict[str, Any] = {
-        "clips": [c.name for c in clips], "seconds_per_clip": seconds, "windows": len(windows),
+        "clips": [c.name for c in clips], "windows": len(windows),
         "window": {"size": size, "stride": stride, "keyframes": k},
         "edge_only": {"map50": edge_map, "gap_recovery": 0.0, "uplink_bytes": 0,
                       "uplink_ratio_vs_cloud_only": 0.0},
@@ -355,22 +382,7 @@ def bench_offload(edge_path: Path, cloud_path: Path, seeds: list[int], presets: 
                                         for key in rand[0]}
         step = len(windows) / n
         result["periodic"][f"{r:.2f}"] = row([int(i * step) for i in range(n)])
-    try:
-        text_model = TextImageModel.load(bundled_text_model())
-    except (ImportError, ModelError) as exc:
-        result["second_opinion"] = {"skipped": str(exc)}
-    else:
-        progress("second opinion: labels of the policy's answers at 20 %")
-        chosen = causal_policy(windows, scores, max(1, round(0.2 * len(windows))))
-        result["second_opinion"] = {"windows": len(chosen), **second_opinion(
-            clips, windows, chosen, min_score, text_model)}
-    if cache_seconds > 0:
-        result["cache"] = bench_cache_seeds(edge, cloud, cache_seeds, cache_seconds, 0.2, size,
-                                            stride, k, min_score, cfg, progress)
-    if live_seconds > 0:
-        progress(f"live: {live_seconds:g} s through a broker and a worker")
-        result["refined_latency"] = live_latency(edge, cloud_path, live_seconds)
-    return result
+    return result, windows, scores
 
 
 def live_latency(edge: FrameDetector, cloud_path: Path, seconds: float) -> dict[str, Any]:

@@ -1,0 +1,45 @@
+"""`edge-agent bench offload --real`: the cascade on real clips, the cloud-only answer as the
+reference, train clips refused."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("ensemble_boxes", reason="the real cloud config fuses with ensemble-boxes")
+
+from edge_agent.core.bundled import bundled_edge_model
+from edge_agent.core.errors import OspreyError
+from edge_agent.tools.bench.real import bench_offload_real
+
+CONFIG = "configs/cloud-real.yaml"
+
+
+@pytest.fixture
+def cloud_env(real_data, monkeypatch):
+    monkeypatch.setenv("OSPREY_CLOUD_MODEL", str(real_data / "yolox_nano_416.onnx"))
+    monkeypatch.setenv("OSPREY_CLOUD_CLASSES", str(real_data / "coco_classes.txt"))
+    monkeypatch.chdir(__import__("pathlib").Path(__file__).resolve().parents[3])
+    return real_data
+
+
+def test_the_cascade_on_a_held_out_real_clip(cloud_env, tmp_path):
+    clip = cloud_env / "clips" / "window_street_bus_cars.mp4"
+    result = bench_offload_real(bundled_edge_model("fp32", "real"), CONFIG, [clip], 4.0,
+                                tmp_path)
+    assert result["frames"] == 40 and result["windows"] >= 3
+    assert result["cloud_only"]["map50"] == pytest.approx(1.0)   # the reference itself
+    assert result["edge_only"]["map50"] < 0.9
+    policy = result["policy"]
+    uplinks = [policy[r]["uplink_bytes"] for r in sorted(policy, key=float)]
+    assert uplinks == sorted(uplinks) and uplinks[0] > 0
+    assert all(p["uplink_ratio_vs_cloud_only"] < 0.6 for p in policy.values())
+    # cached detections: a second run computes nothing and gives the same figures
+    again = bench_offload_real(bundled_edge_model("fp32", "real"), CONFIG, [clip], 4.0,
+                               tmp_path)
+    assert again["policy"] == policy
+
+
+def test_a_clip_a_model_trained_on_is_refused(cloud_env):
+    with pytest.raises(OspreyError, match="`train` clip"):
+        bench_offload_real(bundled_edge_model("fp32", "real"), CONFIG,
+                           [cloud_env / "clips" / "indoor_hall_walker.mp4"], 2.0)
