@@ -76,6 +76,8 @@ class _Job:
     reply_to: str
     corr: bytes
     received: float
+    received_at: float = 0.0
+    """time.time() on arrival (the answer's `received_at`)."""
 
 
 class WorkerMetrics:
@@ -229,7 +231,7 @@ class Worker:
             self._count("expired")
             return
         try:
-            self.jobs.put_nowait(_Job(req, reply_to, corr, received))
+            self.jobs.put_nowait(_Job(req, reply_to, corr, received, time.time()))
         except queue.Full:
             self._count("busy")
             self._send(reply_to, corr, encode(self._error(req, "busy: the worker's queue is "
@@ -304,6 +306,7 @@ class Worker:
         if expired(req):
             self._count("expired")
             return
+        started_at = time.time()
         key = content_key(req, self.answer_model_id)
         hit = self.cache.get(key)
         if hit is not None:
@@ -341,6 +344,9 @@ class Worker:
             resp = self._ok(req, frames, matches, infer_ms, "none")
             outcome = "ok"
             self.metrics.matches.inc(len(matches))
+        resp = resp.model_copy(update={"received_at": round(job.received_at, 4),
+                                       "started_at": round(started_at, 4),
+                                       "answered_at": round(time.time(), 4)})
         data = encode(resp)
         with self._answered_lock:
             self.answered[req.id] = (job.reply_to, job.corr, data)

@@ -139,7 +139,8 @@ def run_bench_offload(args: argparse.Namespace) -> int:
         result = bench_offload_real(
             args.model or bundled_edge_model("fp32", "real"), args.cloud_config,
             _real_clips(args.real), args.real_seconds, args.work_dir, human,
-            progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
+            progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True),
+            live_seconds=args.live_seconds)
     else:
         result = bench_offload(
             args.model or bundled_edge_model(), args.cloud_model or bundled_cloud_model(),
@@ -195,5 +196,7 @@ def run_bench_offload(args: argparse.Namespace) -> int:
     if "refined_latency" in result:
         lat = result["refined_latency"]
         print(f"refined latency: p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms "
-              f"({lat['answered']} answers)")
+              f"({lat['answered']} answers)" + "".join(
+                  f"; {k} p50 {v['p50']:.0f} / p95 {v['p95']:.0f} ms"
+                  for k, v in lat.get("phases_ms", {}).items()))
     return EXIT_OK

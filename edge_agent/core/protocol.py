@@ -167,13 +167,20 @@ class OffloadResponse(_Envelope):
     matches: list[WireMatch] = []
     text_model: Annotated[str, Field(max_length=128)] = ""
     refused_queries: Annotated[list[RefusedQuery], Field(max_length=32)] = []
+    received_at: float | None = None
+    """The worker's clock (epoch seconds) when the request arrived, when it started on it,
+    and when the answer left: with the agent's own send and receive times, the round trip
+    splits into upload, queue, model and download (clocks in sync, e.g. NTP)."""
+    started_at: float | None = None
+    answered_at: float | None = None
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-OMITTED_WHEN_EMPTY = ("perspective", "refused_queries", "size")
+OMITTED_WHEN_EMPTY = ("perspective", "refused_queries", "size", "received_at", "started_at",
+                      "answered_at")
 """Fields added to protocol version 1 after its first release: left out of a message when
 empty, so a peer that predates them (and forbids unknown keys) still reads it."""
 

@@ -110,6 +110,10 @@ def test_answers_match_the_ground_truth_and_are_idempotent(mosquitto, scene):
         assert resp.status == "ok" and resp.id == req.id and corr == req.id.encode()
         assert resp.worker == "w-truth" and resp.cache == "none"
         assert [f.index for f in resp.frames] == [t.frame for _, t in scene]
+        # Its clock at arrival, start and answer: the round trip's phases at the agent.
+        assert req.sent_at <= resp.received_at <= resp.started_at <= resp.answered_at \
+            <= time.time()
+        assert resp.answered_at - resp.started_at >= resp.infer_ms / 1000 - 0.01
         # The boxes are where the objects are (frame pixels, clearly visible objects).
         _, truth = scene[-1]
         objs = [o for o in truth.objects if o.box is not None and o.visible_px >= 600

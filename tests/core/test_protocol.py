@@ -83,6 +83,7 @@ def test_fields_added_later_travel_only_when_set():
                                                            class_id=1)])
     raw = msgpack.unpackb(encode(resp))
     assert "refused_queries" not in raw and "size" not in raw["matches"][0]
+    assert not {"received_at", "started_at", "answered_at"} & set(raw)
     assert decode_response(encode(resp)) == resp
     sized = resp.model_copy(update={"matches": [resp.matches[0].model_copy(
         update={"size": "small"})]})

@@ -125,6 +125,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "breaker": {"enum": ["closed", "open", "half-open"]},
                     "rtt_ms_p50": {"type": ["number", "null"]},
                     "rtt_ms_p95": {"type": ["number", "null"]},
+                    "phases_ms": {
+                        "type": "object",
+                        "description": "the round trip split by the worker's timestamps (p50 "
+                                       "and p95 ms): upload, queue, model, download; empty "
+                                       "until an answer carries them",
+                        "additionalProperties": {
+                            "type": "object", "required": ["p50", "p95"],
+                            "properties": {"p50": {"type": "number"},
+                                           "p95": {"type": "number"}}}},
                     "mode": {"enum": ["threshold", "rate"]},
                     "threshold": {"type": "number"},
                     "cache": {"type": "object"},

@@ -52,6 +52,8 @@ class _Pending:
     edge: list[Detections]
     fingerprint: Fingerprint | None
     window: list[tuple[int, Detections]]
+    sent_wall: float = 0.0
+    """time.time() when the request left (for the round trip's phases)."""
 
 
 @dataclass
@@ -68,6 +70,11 @@ class OffloadStats:
     counts: Counter = field(default_factory=Counter)
     bytes_up: int = 0
     rtts: list[float] = field(default_factory=list)
+    phases: list[tuple[float, float, float, float]] = field(default_factory=list)
+    """(upload, queue, model, download) ms of answers whose worker stamped its times."""
+
+
+PHASES = ("upload", "queue", "model", "download")
 
 
 Outcome = Literal["windows", "sent", "answered", "cache_hit", "below_threshold", "overlap",
@@ -208,7 +215,7 @@ class OffloadClient:
                                          self.clock(), [f.frame.index for f in frames],
                                          [f.detections for f in frames], job.fingerprint,
                                          [(f.frame.index, f.detections)
-                                          for f in job.summary.frames])
+                                          for f in job.summary.frames], time.time())
         # Through the publisher, like every message: counted, and held while the broker is
         # away (the expiry then shortened by the wait).
         try:
@@ -259,6 +266,7 @@ class OffloadClient:
             return
         self._release(p.camera)
         rtt = (self.clock() - p.sent_at) * 1000
+        arrived = time.time()
         if resp.status != "ok":
             self.count("error")
             with self.lock:
@@ -270,6 +278,14 @@ class OffloadClient:
             self.stats.rtts.append(rtt)
             if len(self.stats.rtts) > 4096:
                 del self.stats.rtts[:2048]
+            if None not in (resp.received_at, resp.started_at, resp.answered_at):
+                self.stats.phases.append((
+                    (resp.received_at - p.sent_wall) * 1000,
+                    (resp.started_at - resp.received_at) * 1000,
+                    (resp.answered_at - resp.started_at) * 1000,
+                    (arrived - resp.answered_at) * 1000))
+                if len(self.stats.phases) > 4096:
+                    del self.stats.phases[:2048]
         self.count("answered")
         # One growing list of names for every answer: the edge's, then each label a cloud
         # model added; ids of earlier answers stay valid in later ones.
@@ -291,10 +307,15 @@ class OffloadClient:
         with self.lock:
             c = dict(self.stats.counts)
             rtts = np.array(self.stats.rtts[-512:], np.float64)
+            phases = np.array(self.stats.phases[-512:], np.float64).reshape(-1, len(PHASES))
+            phase_ms = {name: {"p50": round(float(np.percentile(phases[:, k], 50)), 1),
+                               "p95": round(float(np.percentile(phases[:, k], 95)), 1)}
+                        for k, name in enumerate(PHASES)} if len(phases) else {}
             return {"counts": c, "bytes_up": self.stats.bytes_up,
                     "in_flight": int(sum(self.in_flight.values())),
                     "breaker": self.policy.breaker.state,
                     "rtt_ms_p50": round(float(np.percentile(rtts, 50)), 1) if rtts.size
                     else None,
                     "rtt_ms_p95": round(float(np.percentile(rtts, 95)), 1) if rtts.size
-                    else None}
+                    else None,
+                    "phases_ms": phase_ms}

@@ -385,18 +385,23 @@ def cascade(clips: list[Clip], size: int, stride: int, k: int, min_score: float,
     return result, windows, scores
 
 
-def live_latency(edge: FrameDetector, cloud_path: Path, seconds: float) -> dict[str, Any]:
-    """Round trip of refined results: agent -> broker -> worker -> broker -> agent."""
+def live_latency(edge: FrameDetector, cloud_path: Path | None, seconds: float,
+                 camera: dict[str, Any] | None = None,
+                 cloud_model: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Round trip of refined results: agent -> broker -> worker -> broker -> agent, and its
+    phases (upload, queue, model, download) from the worker's timestamps. `camera`: the
+    agent's camera (default a hard synthetic world); `cloud_model`: the worker's `model`
+    config (default the detector at `cloud_path`)."""
 
     broker = BenchBroker()
     try:
         mqtt = {"host": "127.0.0.1", "port": broker.port, "protocol": broker.protocol}
+        model = cloud_model or {"detector": {"path": str(cloud_path), "score_threshold": 0.1}}
         worker = Worker(CloudConfig.model_validate({
-            "worker_id": "bench", "mqtt": mqtt,
-            "model": {"detector": {"path": str(cloud_path), "score_threshold": 0.1}}})).start()
+            "worker_id": "bench", "mqtt": mqtt, "model": model})).start()
         config = EdgeConfig.model_validate({
             "device_id": "bench-offload", "mqtt": mqtt, "stats_interval_s": 3600,
-            "cameras": [{"name": "cam", "url": "synthetic://?seed=1200&preset=hard"}],
+            "cameras": [camera or {"name": "cam", "url": "synthetic://?seed=1200&preset=hard"}],
             "offload": {"enabled": True, "mode": "rate", "rate_target": 0.2,
                         "windows_per_minute": 120},
             "cache": {"enabled": False}})
@@ -411,8 +416,10 @@ def live_latency(edge: FrameDetector, cloud_path: Path, seconds: float) -> dict[
         snap = agent.offload.client.snapshot()
         rtts = np.array(agent.offload.client.stats.rtts or [0.0])
         return {"seconds": seconds, "answered": snap["counts"].get("answered", 0),
+                "counts": snap["counts"],
                 "p50_ms": float(np.percentile(rtts, 50)),
-                "p95_ms": float(np.percentile(rtts, 95)), "broker": broker.kind}
+                "p95_ms": float(np.percentile(rtts, 95)), "phases_ms": snap["phases_ms"],
+                "broker": broker.kind}
     finally:
         broker.stop()
 

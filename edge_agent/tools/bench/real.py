@@ -35,7 +35,14 @@ from edge_agent.runtime.config import OffloadConfig
 from edge_agent.runtime.offload.keyframes import sharpness
 from edge_agent.runtime.tracker import Tracker
 from edge_agent.tools.bench.clips import Clip, load_clip, save_clip
-from edge_agent.tools.bench.offload import RATIOS, _sha, cascade, causal_policy, published
+from edge_agent.tools.bench.offload import (
+    RATIOS,
+    _sha,
+    cascade,
+    causal_policy,
+    live_latency,
+    published,
+)
 from edge_agent.tools.evaluate import CLIP_ID_SPAN, evaluate
 from edge_agent.tools.labels import manifest_split, read_mot
 from edge_agent.tools.teacher import frame_truth
@@ -97,8 +104,11 @@ def real_clip(video: Path, k: int, edge, cloud, edge_names: tuple[str, ...], min
 def bench_offload_real(edge_path: Path, cloud_config: Path, videos: list[Path],
                        seconds: float | None, work_dir: Path | None = None,
                        human: dict[str, Path] | None = None,
-                       progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """`human`: clip stem -> MOT gt.txt of that clip, scored as well (people only)."""
+                       progress: Callable[[str], None] = lambda _: None,
+                       live_seconds: float = 0.0) -> dict[str, Any]:
+    """`human`: clip stem -> MOT gt.txt of that clip, scored as well (people only).
+    `live_seconds`: also run the agent on the first clip (looped, at its frame rate) with the
+    worker on the cloud config through a broker: the refined answers' latency, by phase."""
     held_out(videos)
     cfg = OffloadConfig(enabled=True)
     cloud_cfg = load_cloud_config(cloud_config)
@@ -125,6 +135,13 @@ def bench_offload_real(edge_path: Path, cloud_config: Path, videos: list[Path],
                    "frames": int(sum(len(c.truths) for c in clips))})
     if human:
         result["human"] = _human(clips, windows, scores, human, min_score)
+    if live_seconds > 0:
+        progress(f"live: {live_seconds:g} s of {videos[0].name} through a broker and a worker")
+        model = cloud_cfg.model.model_dump(mode="json")
+        result["refined_latency"] = live_latency(
+            edge, None, live_seconds, camera={"name": "cam", "url": str(videos[0]),
+                                              "loop": True},
+            cloud_model=model)
     return result
 
 

@@ -318,3 +318,21 @@ def test_stop_without_start_is_harmless():
     manager = OffloadManager(config, FakePublisher(), NAMES, deliver=lambda a: None)
     manager.stop()
     assert not manager.client._thread.is_alive()
+
+
+def test_the_round_trip_splits_into_phases_by_the_workers_clock(rig):
+    # Given a request in flight, and an answer stamped by the worker's clock
+    req = rig.send(rig.camera.next_window(0, UNSURE))
+    assert rig.manager.client.snapshot()["phases_ms"] == {}
+    now = time.time()
+    resp = response_to(req).model_copy(update={
+        "received_at": now - 0.30, "started_at": now - 0.25, "answered_at": now - 0.05})
+    sent = rig.manager.client.pending[req.id].sent_wall
+    rig.publisher.answer(resp)
+    # Then upload, queue, model and download are the gaps between the four clocks
+    phases = rig.manager.client.snapshot()["phases_ms"]
+    assert list(phases) == ["upload", "queue", "model", "download"]
+    assert phases["upload"]["p50"] == pytest.approx((now - 0.30 - sent) * 1000, abs=1)
+    assert phases["queue"]["p50"] == pytest.approx(50, abs=1)
+    assert phases["model"]["p50"] == pytest.approx(200, abs=1)
+    assert 45 <= phases["download"]["p50"] <= 1000
