@@ -46,6 +46,9 @@ def add_bench(sub) -> None:
                         "configs/cloud-real.yaml)")
     p.add_argument("--real-seconds", type=float, default=None,
                    help="offload --real: the first seconds of each clip (default: all)")
+    p.add_argument("--real-cache-seconds", type=float, default=10.0,
+                   help="offload --real: seconds of each clip in the cache's day, each "
+                        "replayed once, changed (0: skip)")
     p.add_argument("--gt", action="append", default=[], metavar="CLIP=GT.TXT",
                    help="offload --real: human labels (MOT gt.txt, people) of a clip, by stem")
     p.add_argument("--plot", type=Path, default=None, help="offload: write the PNG plot here")
@@ -140,7 +143,7 @@ def run_bench_offload(args: argparse.Namespace) -> int:
             args.model or bundled_edge_model("fp32", "real"), args.cloud_config,
             _real_clips(args.real), args.real_seconds, args.work_dir, human,
             progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True),
-            live_seconds=args.live_seconds)
+            live_seconds=args.live_seconds, cache_segment_s=args.real_cache_seconds)
     else:
         result = bench_offload(
             args.model or bundled_edge_model(), args.cloud_model or bundled_cloud_model(),
@@ -182,7 +185,15 @@ def run_bench_offload(args: argparse.Namespace) -> int:
         print(f"label accuracy of the policy's answers at 20 % ({op['windows']} windows): " +
               ", ".join(f"{k} {v['label_accuracy']}" for k, v in op.items()
                         if isinstance(v, dict)))
-    if "cache" in result:
+    if "cache" in result and "replayed" in result["cache"]:
+        c = result["cache"]
+        print(f"cache (a day of {len(c['clips'])} real clips, {c['segment_s']:g} s each, "
+              f"replayed changed): hit rate {c['cache_hit_rate']:.2f} ({c['cache_hits']} of "
+              f"{c['offloaded_windows']}), false hits {c['false_hits']} "
+              f"({c['false_hit_rate']:.3f}, 95 % {c['false_hit_rate_95']}); on replayed "
+              f"windows {c['replayed']['hits']} hits of {c['replayed']['offloaded_windows']} "
+              f"({c['replayed']['reusable']} reusable)")
+    elif "cache" in result:
         c = result["cache"]
         t = c["truth"]
         print(f"cache ({c['seconds']:g} s, recurring scenes): hit rate {c['cache_hit_rate']:.2f}"

@@ -34,6 +34,7 @@ from edge_agent.core.protocol import from_wire, to_wire
 from edge_agent.runtime.config import OffloadConfig
 from edge_agent.runtime.offload.keyframes import sharpness
 from edge_agent.runtime.tracker import Tracker
+from edge_agent.tools.bench.cache_real import bench_cache_real
 from edge_agent.tools.bench.clips import Clip, load_clip, save_clip
 from edge_agent.tools.bench.offload import (
     RATIOS,
@@ -105,10 +106,13 @@ def bench_offload_real(edge_path: Path, cloud_config: Path, videos: list[Path],
                        seconds: float | None, work_dir: Path | None = None,
                        human: dict[str, Path] | None = None,
                        progress: Callable[[str], None] = lambda _: None,
-                       live_seconds: float = 0.0) -> dict[str, Any]:
+                       live_seconds: float = 0.0, cache_segment_s: float = 0.0
+                       ) -> dict[str, Any]:
     """`human`: clip stem -> MOT gt.txt of that clip, scored as well (people only).
     `live_seconds`: also run the agent on the first clip (looped, at its frame rate) with the
-    worker on the cloud config through a broker: the refined answers' latency, by phase."""
+    worker on the cloud config through a broker: the refined answers' latency, by phase.
+    `cache_segment_s`: also run the edge cache over "a day" of the clips' first seconds with
+    each scene replayed later, changed (edge_agent/tools/bench/cache_real.py)."""
     held_out(videos)
     cfg = OffloadConfig(enabled=True)
     cloud_cfg = load_cloud_config(cloud_config)
@@ -135,6 +139,10 @@ def bench_offload_real(edge_path: Path, cloud_config: Path, videos: list[Path],
                    "frames": int(sum(len(c.truths) for c in clips))})
     if human:
         result["human"] = _human(clips, windows, scores, human, min_score)
+    if cache_segment_s > 0:
+        progress(f"cache: a day of {len(videos)} clips, {cache_segment_s:g} s each, replayed")
+        result["cache"] = bench_cache_real(edge, cloud, videos, cache_segment_s, 0.2, size,
+                                           stride, k, min_score, cfg, progress)
     if live_seconds > 0:
         progress(f"live: {live_seconds:g} s of {videos[0].name} through a broker and a worker")
         model = cloud_cfg.model.model_dump(mode="json")

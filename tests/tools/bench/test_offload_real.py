@@ -43,3 +43,16 @@ def test_a_clip_a_model_trained_on_is_refused(cloud_env):
     with pytest.raises(OspreyError, match="`train` clip"):
         bench_offload_real(bundled_edge_model("fp32", "real"), CONFIG,
                            [cloud_env / "clips" / "indoor_hall_walker.mp4"], 2.0)
+
+
+def test_the_cache_day_on_real_clips_counts_its_replays(cloud_env, tmp_path):
+    clips = [cloud_env / "clips" / "window_street_bus_cars.mp4",
+             cloud_env / "clips" / "dual_carriageway_approach.mp4"]
+    result = bench_offload_real(bundled_edge_model("fp32", "real"), CONFIG, clips, 1.0,
+                                tmp_path, cache_segment_s=3.0)
+    cache = result["cache"]
+    # 3 s of each (10 and 24.75 fps), then the first again, changed
+    assert cache["frames"] == 30 + 74 + 30 and cache["replayed_frames"] == 30
+    assert cache["offloaded_windows"] >= 2
+    assert cache["cache_hits"] == cache["first_pass_hits"] + cache["replayed"]["hits"]
+    assert 0 <= cache["false_hits"] <= cache["cache_hits"]
