@@ -15,6 +15,7 @@ Clips a shipped model trained on are refused: a clip whose folder's MANIFEST.md 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,7 +36,7 @@ from edge_agent.runtime.config import OffloadConfig
 from edge_agent.runtime.offload.keyframes import sharpness
 from edge_agent.runtime.tracker import Tracker
 from edge_agent.tools.bench.cache_real import bench_cache_real
-from edge_agent.tools.bench.clips import Clip, load_clip, save_clip
+from edge_agent.tools.bench.clips import Clip, _pack, _unpack, load_clip, save_clip
 from edge_agent.tools.bench.offload import (
     RATIOS,
     _sha,
@@ -46,6 +47,7 @@ from edge_agent.tools.bench.offload import (
 )
 from edge_agent.tools.evaluate import CLIP_ID_SPAN, evaluate
 from edge_agent.tools.labels import manifest_split, read_mot
+from edge_agent.tools.sim.truth import FrameTruth
 from edge_agent.tools.teacher import frame_truth
 
 LABEL_SCORE = 0.5
@@ -61,44 +63,71 @@ def held_out(videos: list[Path]) -> None:
                               "clips no model trained on")
 
 
-def real_clip(video: Path, k: int, edge, cloud, edge_names: tuple[str, ...], min_score: float,
-              seconds: float | None, progress: Callable[[str], None]) -> Clip:
-    """Edge (with the agent's tracker) and cloud on every frame of `video` (its first
-    `seconds`), the reference from the cloud's answers."""
+def cloud_reference(video: Path, cloud, edge_names: tuple[str, ...], min_score: float,
+                    seconds: float | None, progress: Callable[[str], None],
+                    saved: Path | None = None) -> tuple[list[Detections], list, float]:
+    """The cloud's answer on every frame of `video` (its first `seconds`), as the agent reads
+    it (by label, the edge's names first), and the reference truths made of it; kept at
+    `saved` (npz + JSON) so that another edge model reuses them."""
+    if saved is not None and saved.with_suffix(".json").is_file():
+        info = json.loads(saved.with_suffix(".json").read_text())
+        with np.load(saved.with_suffix(".npz"), allow_pickle=False) as z:
+            dets = _unpack({k: z[k] for k in z.files}, tuple(info["names"]))
+        return dets, [FrameTruth.from_json(t) for t in info["truths"]], info["fps"]
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise OspreyError(f"cannot open {video}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     limit = round(seconds * fps) if seconds else None
-    tracker = Tracker()
-    names = edge_names
-    truths, edge_d, cloud_d, sizes, sharp = [], [], [], [], []
+    names, seen_all, truths = edge_names, [], []
     t0 = time.monotonic()
-    i = 0
-    while limit is None or i < limit:
+    while limit is None or len(seen_all) < limit:
         ok, img = cap.read()
         if not ok:
             break
-        edge_d.append(tracker.update(edge(img), i).all)
         raw = cloud(img)
         raw = raw[raw.score >= min_score]
-        # as the agent reads an answer: by label, the edge's names first
         for d in to_wire(raw):
             if d.label not in names:
                 names = (*names, d.label)
         seen = from_wire(to_wire(raw), names)
-        cloud_d.append(seen)
+        i = len(seen_all)
+        seen_all.append(seen)
         truths.append(frame_truth(i, fps, video.stem, seen, seen.score >= LABEL_SCORE))
+        if (i + 1) % 100 == 0:
+            progress(f"{video.stem}: cloud on {i + 1} frames ({time.monotonic() - t0:.0f} s)")
+    cap.release()
+    if not seen_all:
+        raise OspreyError(f"{video}: no frames decoded")
+    dets = [Detections(d.xyxy, d.score, d.class_id, names, d.track_id) for d in seen_all]
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(saved.with_suffix(".npz"), **_pack(dets))
+        saved.with_suffix(".json").write_text(json.dumps({
+            "names": list(names), "fps": fps, "truths": [t.to_json() for t in truths]}))
+    return dets, truths, fps
+
+
+def real_clip(video: Path, k: int, edge, cloud, edge_names: tuple[str, ...], min_score: float,
+              seconds: float | None, progress: Callable[[str], None],
+              cloud_saved: Path | None = None) -> Clip:
+    """Edge (with the agent's tracker) and cloud on every frame of `video` (its first
+    `seconds`), the reference from the cloud's answers."""
+    cloud_d, truths, _ = cloud_reference(video, cloud, edge_names, min_score, seconds,
+                                         progress, cloud_saved)
+    cap = cv2.VideoCapture(str(video))
+    tracker = Tracker()
+    edge_d, sizes, sharp = [], [], []
+    while len(edge_d) < len(truths):
+        ok, img = cap.read()
+        if not ok:
+            break
+        edge_d.append(tracker.update(edge(img), len(edge_d)).all)
         sizes.append(len(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1]))
         sharp.append(sharpness(img))
-        i += 1
-        if i % 100 == 0:
-            progress(f"{video.stem}: {i} frames ({time.monotonic() - t0:.0f} s)")
     cap.release()
-    if not truths:
-        raise OspreyError(f"{video}: no frames decoded")
-    cloud_d = [Detections(d.xyxy, d.score, d.class_id, names, d.track_id) for d in cloud_d]
-    return Clip(video.stem, truths, edge_d, cloud_d, np.array(sizes), np.array(sharp),
+    n = len(edge_d)
+    return Clip(video.stem, truths[:n], edge_d, cloud_d[:n], np.array(sizes), np.array(sharp),
                 k * CLIP_ID_SPAN, tuple(edge_names))
 
 
@@ -119,14 +148,17 @@ def bench_offload_real(edge_path: Path, cloud_config: Path, videos: list[Path],
     size, stride, k, min_score = 16, 8, cfg.keyframes, cloud_cfg.model.min_score
     edge = Detector.from_config(DetectorModelConfig(path=edge_path), RuntimeConfig())
     cloud = build_detector(cloud_cfg.model)
-    key = f"{_sha(edge_path)}-{_sha(cloud_config)}-{model_id(cloud_cfg.model)}"
+    cloud_key = f"{_sha(cloud_config)}-{model_id(cloud_cfg.model)}"
+    key = f"{_sha(edge_path)}-{cloud_key}"
     clips = []
     for v in videos:
-        saved = work_dir / f"{v.stem}-{seconds or 0:g}s-{key}" if work_dir else None
+        stem = f"{v.stem}-{seconds or 0:g}s"
+        saved = work_dir / f"{stem}-{key}" if work_dir else None
         clip = load_clip(saved, len(clips) * CLIP_ID_SPAN) if saved else None
         if clip is None:
             clip = real_clip(v, len(clips), edge, cloud, edge.class_names, min_score, seconds,
-                             progress)
+                             progress, work_dir / f"{stem}-cloud-{cloud_key}" if work_dir
+                             else None)
             if saved is not None:
                 save_clip(clip, saved)
         clips.append(clip)
