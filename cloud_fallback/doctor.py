@@ -4,6 +4,7 @@ its Redis reachable with the configured credentials?"""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from cloud_fallback.config import CLOUD_ENV_PREFIX, CloudConfig, load_cloud_config
@@ -32,13 +33,25 @@ def add_cloud_doctor(sub) -> None:
 
 def cloud_checks(config: CloudConfig, timeout: float = 10.0) -> list[Check]:
     runtime = config.model.runtime
-    path, missing = resolve_model(config.model.detector.path, bundled_cloud_model)
-    checks, (trt, cuda) = machine_checks(runtime, path, set(), section="model.runtime")
-    if path is None:
-        checks.append(missing)
+    if runtime.backend == "triton":
+        checks = [check_triton(config)]
     else:
-        checks.append(engine_check(runtime, path, trt, cuda))
-        checks.append(check_model(config.model.detector, runtime, path, None, ""))
+        path, missing = resolve_model(config.model.detector.path, bundled_cloud_model)
+        checks, (trt, cuda) = machine_checks(runtime, path, set(), section="model.runtime")
+        if path is None:
+            checks.append(missing)
+        else:
+            checks.append(engine_check(runtime, path, trt, cuda))
+            checks.append(check_model(config.model.detector, runtime, path, None, ""))
+        for k, extra in enumerate(config.model.extra_detectors):
+            if extra.path is None:
+                checks.append(fail(f"extra detector {k + 1}", "no path",
+                                   "give each model.extra_detectors entry a path"))
+            else:
+                checks.append(replace(check_model(extra, runtime, extra.path, None, ""),
+                                      name=f"extra detector {k + 1}"))
+    if config.model.merge == "wbf":
+        checks.append(check_fusion())
     checks.append(check_text_model(config))
     checks.append(check_broker(config.mqtt, timeout=min(timeout, 5.0),
                                env_prefix=CLOUD_ENV_PREFIX))
@@ -48,6 +61,32 @@ def cloud_checks(config: CloudConfig, timeout: float = 10.0) -> list[Check]:
         checks.append(skip("redis", "cache.redis_url not set: each worker caches in memory "
                                     "only"))
     return checks
+
+
+def check_triton(config: CloudConfig) -> Check:
+    """The model answers through Triton Inference Server, on a blank frame."""
+    import numpy as np
+
+    from cloud_fallback.model import build_detector
+    from edge_agent.core.errors import OspreyError
+
+    rt = config.model.runtime
+    try:
+        detector = build_detector(config.model)
+        dets = detector(np.full((480, 640, 3), 114, np.uint8))
+    except OspreyError as exc:
+        return fail("triton", str(exc), f"start Triton at {rt.triton_url} with the model "
+                                        "loaded (docs/deployment.md), or fix model.runtime")
+    return ok("triton", f"{detector.backend.name}: {len(dets)} detection(s) on a blank frame")
+
+
+def check_fusion() -> Check:
+    try:
+        import ensemble_boxes  # noqa: F401
+    except ImportError:
+        return fail("fusion", "model.merge: wbf needs the ensemble-boxes package",
+                    "pip install 'osprey[cloud]'")
+    return ok("fusion", "weighted box fusion (ensemble-boxes) available")
 
 
 def check_text_model(config: CloudConfig) -> Check:

@@ -159,3 +159,18 @@ def test_a_wrong_model_name_or_address_says_what_to_fix(triton):
     with pytest.raises(ModelError, match=r"does not answer.*runtime.triton_url"):
         Detector.from_config(model, RuntimeConfig(backend="triton",
                                                   triton_url=f"127.0.0.1:{free_port()}"))
+
+
+def test_doctor_checks_the_model_through_triton(triton, tmp_path):
+    from cloud_fallback.config import CloudConfig
+    from cloud_fallback.doctor import check_triton
+
+    def config(url: str) -> CloudConfig:
+        return CloudConfig.model_validate({"mqtt": {"host": "h"}, "model": {
+            "detector": {"path": str(bundled_cloud_model())}, "tiles": None,
+            "runtime": {"backend": "triton", "triton_url": url, "triton_model": NAME}}})
+
+    good = check_triton(config(triton["url"]))
+    assert good.verdict == "ok" and f"triton:{NAME}" in good.detail
+    bad = check_triton(config(f"127.0.0.1:{free_port()}"))
+    assert bad.verdict == "FAIL" and "does not answer" in bad.detail

@@ -269,6 +269,19 @@ def test_cloud_doctor_text_model_missing(cloud_config, tmp_path):
     assert "does not exist" in checks["text model"]["detail"]
 
 
+def test_cloud_doctor_checks_every_detector_of_the_full_model(cloud_config, tmp_path):
+    from edge_agent.core.bundled import bundled_cloud_model
+
+    text = (f"  merge: wbf\n  flip: true\n  extra_detectors:\n"
+            f"    - path: {bundled_cloud_model()}\n    - path: {tmp_path / 'gone.onnx'}\n")
+    code, checks = _cloud(cloud_config(None, text))
+    assert code == EXIT_FAILED
+    assert checks["fusion"]["verdict"] == "ok"
+    assert checks["extra detector 1"]["verdict"] in ("ok", "warn")
+    assert checks["extra detector 2"]["verdict"] == "FAIL"
+    assert "gone.onnx not found" in checks["extra detector 2"]["detail"]
+
+
 def test_cloud_doctor_redis_down(cloud_config):
     code, checks = _cloud(cloud_config(f"redis://127.0.0.1:{free_port()}/0"))
     assert code == EXIT_FAILED
