@@ -10,11 +10,11 @@ from pydantic import Field, field_validator, model_validator
 
 from cloud_fallback.fusion import FUSION_WEIGHT
 from edge_agent.core.config.common import (
+    CloudRuntimeConfig,
     DetectorModelConfig,
     LoggingConfig,
     MetricsConfig,
     MqttConfig,
-    RuntimeConfig,
     Strict,
     topic_safe,
 )
@@ -76,7 +76,7 @@ class CloudModelConfig(Strict):
         default_factory=lambda: DetectorModelConfig(score_threshold=0.1),
         description="The cloud detector; path None: the bundled one. A low score threshold "
                     "lets fusion across keyframes rescue weak but consistent detections.")
-    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    runtime: CloudRuntimeConfig = Field(default_factory=CloudRuntimeConfig)
     fuse_keyframes: bool = Field(True, description="Fuse detections across a window's frames.")
     fusion_weight: float = Field(
         FUSION_WEIGHT, gt=0, le=1, description="Share of a fused score that comes from the "

@@ -25,7 +25,11 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
-from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
+from edge_agent.core.config.common import (
+    CloudRuntimeConfig,
+    DetectorModelConfig,
+    RuntimeConfig,
+)
 from edge_agent.core.detector import Detector
 from edge_agent.tools.sim import SyntheticWorld, WorldOptions
 
@@ -60,7 +64,7 @@ def main() -> None:
     base = args.requests / (time.perf_counter() - t0)
     rows = [("in-process onnxruntime, 1 caller", base, 1.0)]
     for n in (int(v) for v in args.clients.split(",")):
-        dets = [Detector.from_config(cfg, RuntimeConfig(backend="triton", triton_url=args.url,
+        dets = [Detector.from_config(cfg, CloudRuntimeConfig(backend="triton", triton_url=args.url,
                                                         triton_model=name)) for _ in range(n)]
         for d in dets:
             d(frames[0])

@@ -22,7 +22,11 @@ import pytest
 from servers import free_port, wait_until
 
 from edge_agent.core.bundled import bundled_cloud_model
-from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
+from edge_agent.core.config.common import (
+    CloudRuntimeConfig,
+    DetectorModelConfig,
+    RuntimeConfig,
+)
 from edge_agent.core.detector import Detector
 from edge_agent.core.errors import ModelError
 from edge_agent.tools.sim import SyntheticWorld, WorldOptions
@@ -83,7 +87,7 @@ def frames():
 def _pair(url: str):
     model = DetectorModelConfig(path=bundled_cloud_model(), score_threshold=0.1)
     local = Detector.from_config(model, RuntimeConfig(providers=["cpu"]))
-    remote = Detector.from_config(model, RuntimeConfig(backend="triton", triton_url=url,
+    remote = Detector.from_config(model, CloudRuntimeConfig(backend="triton", triton_url=url,
                                                        triton_model=NAME))
     return local, remote
 
@@ -154,10 +158,10 @@ def test_concurrent_requests_are_batched_on_the_server(triton, frames):
 def test_a_wrong_model_name_or_address_says_what_to_fix(triton):
     model = DetectorModelConfig(path=bundled_cloud_model())
     with pytest.raises(ModelError, match=r"no ready model 'nope'.*runtime.triton_model"):
-        Detector.from_config(model, RuntimeConfig(backend="triton", triton_url=triton["url"],
+        Detector.from_config(model, CloudRuntimeConfig(backend="triton", triton_url=triton["url"],
                                                   triton_model="nope"))
     with pytest.raises(ModelError, match=r"does not answer.*runtime.triton_url"):
-        Detector.from_config(model, RuntimeConfig(backend="triton",
+        Detector.from_config(model, CloudRuntimeConfig(backend="triton",
                                                   triton_url=f"127.0.0.1:{free_port()}"))
 
 

@@ -162,14 +162,9 @@ class DetectorModelConfig(Strict):
 
 
 class RuntimeConfig(Strict):
-    backend: Literal["onnxruntime", "tensorrt", "triton"] = Field(
-        "onnxruntime", description="tensorrt: native engine; falls back to onnxruntime. "
-                                   "triton: the model served by Triton Inference Server "
-                                   "(triton_url, triton_model; the cloud side)."
+    backend: Literal["onnxruntime", "tensorrt"] = Field(
+        "onnxruntime", description="tensorrt: native engine; falls back to onnxruntime."
     )
-    triton_url: str = Field("localhost:8001", description="Triton's gRPC address (host:port).")
-    triton_model: str | None = Field(None, description="The model's name in Triton; None: "
-                                                       "the model file's stem.")
     providers: list[Provider] = Field(
         default_factory=lambda: ["auto"],
         description="ONNX Runtime providers in order; auto: TensorRT, CUDA, CPU as available.",
@@ -222,6 +217,18 @@ class RuntimeConfig(Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"providers {value} lists one twice")
         return value
+
+
+class CloudRuntimeConfig(RuntimeConfig):
+    """The cloud worker's runtime: also a model served by Triton Inference Server."""
+
+    backend: Literal["onnxruntime", "tensorrt", "triton"] = Field(  # type: ignore[assignment]
+        "onnxruntime", description="tensorrt: native engine; falls back to onnxruntime. "
+                                   "triton: the model served by Triton Inference Server "
+                                   "(triton_url, triton_model).")
+    triton_url: str = Field("localhost:8001", description="Triton's gRPC address (host:port).")
+    triton_model: str | None = Field(None, description="The model's name in Triton; None: "
+                                                       "the model file's stem.")
 
 
 class EdgeRuntimeConfig(RuntimeConfig):

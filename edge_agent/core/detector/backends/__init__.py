@@ -32,7 +32,8 @@ def make_backend(model: Path, runtime: RuntimeConfig) -> DetectorBackend:
     if runtime.backend == "triton":
         from edge_agent.core.detector.backends.triton import TritonBackend, local_metadata
 
-        return TritonBackend(runtime.triton_url, runtime.triton_model or model.stem,
+        return TritonBackend(getattr(runtime, "triton_url", "localhost:8001"),
+                             getattr(runtime, "triton_model", None) or model.stem,
                              local_metadata(model))
     fallback = None
     if runtime.backend == "tensorrt":
