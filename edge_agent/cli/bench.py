@@ -49,6 +49,9 @@ def add_bench(sub) -> None:
     p.add_argument("--real-cache-seconds", type=float, default=10.0,
                    help="offload --real: seconds of each clip in the cache's day, each "
                         "replayed once, changed (0: skip)")
+    p.add_argument("--tuning", action="store_true",
+                   help="offload --real: allow `train` clips, to choose settings on them "
+                        "(report figures from held-out clips only)")
     p.add_argument("--gt", action="append", default=[], metavar="CLIP=GT.TXT",
                    help="offload --real: human labels (MOT gt.txt, people) of a clip, by stem")
     p.add_argument("--plot", type=Path, default=None, help="offload: write the PNG plot here")
@@ -143,7 +146,8 @@ def run_bench_offload(args: argparse.Namespace) -> int:
             args.model or bundled_edge_model("fp32", "real"), args.cloud_config,
             _real_clips(args.real), args.real_seconds, args.work_dir, human,
             progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True),
-            live_seconds=args.live_seconds, cache_segment_s=args.real_cache_seconds)
+            live_seconds=args.live_seconds, cache_segment_s=args.real_cache_seconds,
+            tuning=args.tuning)
     else:
         result = bench_offload(
             args.model or bundled_edge_model(), args.cloud_model or bundled_cloud_model(),

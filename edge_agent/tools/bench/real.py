@@ -135,14 +135,17 @@ def bench_offload_real(edge_path: Path, cloud_config: Path, videos: list[Path],
                        seconds: float | None, work_dir: Path | None = None,
                        human: dict[str, Path] | None = None,
                        progress: Callable[[str], None] = lambda _: None,
-                       live_seconds: float = 0.0, cache_segment_s: float = 0.0
-                       ) -> dict[str, Any]:
+                       live_seconds: float = 0.0, cache_segment_s: float = 0.0,
+                       tuning: bool = False) -> dict[str, Any]:
     """`human`: clip stem -> MOT gt.txt of that clip, scored as well (people only).
     `live_seconds`: also run the agent on the first clip (looped, at its frame rate) with the
     worker on the cloud config through a broker: the refined answers' latency, by phase.
     `cache_segment_s`: also run the edge cache over "a day" of the clips' first seconds with
-    each scene replayed later, changed (edge_agent/tools/bench/cache_real.py)."""
-    held_out(videos)
+    each scene replayed later, changed (edge_agent/tools/bench/cache_real.py).
+    `tuning`: `train` clips allowed, for choosing settings (the result says so); figures to
+    report come from held-out clips only."""
+    if not tuning:
+        held_out(videos)
     cfg = OffloadConfig(enabled=True)
     cloud_cfg = load_cloud_config(cloud_config)
     size, stride, k, min_score = 16, 8, cfg.keyframes, cloud_cfg.model.min_score
@@ -168,6 +171,7 @@ def bench_offload_real(edge_path: Path, cloud_config: Path, videos: list[Path],
                                 f"{LABEL_SCORE}, ignore from {min_score})",
                    "edge_model": str(edge_path), "cloud_config": str(cloud_config),
                    "seconds_per_clip": seconds,
+                   "clips_kind": "train (tuning only)" if tuning else "held out",
                    "frames": int(sum(len(c.truths) for c in clips))})
     if human:
         result["human"] = _human(clips, windows, scores, human, min_score)

@@ -39,10 +39,13 @@ def test_the_cascade_on_a_held_out_real_clip(cloud_env, tmp_path):
     assert again["policy"] == policy
 
 
-def test_a_clip_a_model_trained_on_is_refused(cloud_env):
+def test_a_clip_a_model_trained_on_is_refused_unless_tuning(cloud_env, tmp_path):
+    clip = cloud_env / "clips" / "indoor_hall_walker.mp4"
     with pytest.raises(OspreyError, match="`train` clip"):
-        bench_offload_real(bundled_edge_model("fp32", "real"), CONFIG,
-                           [cloud_env / "clips" / "indoor_hall_walker.mp4"], 2.0)
+        bench_offload_real(bundled_edge_model("fp32", "real"), CONFIG, [clip], 2.0)
+    tuned = bench_offload_real(bundled_edge_model("fp32", "real"), CONFIG, [clip], 2.0,
+                               tmp_path, tuning=True)
+    assert tuned["clips_kind"] == "train (tuning only)" and tuned["frames"] == 20
 
 
 def test_the_cache_day_on_real_clips_counts_its_replays(cloud_env, tmp_path):
