@@ -59,3 +59,28 @@ def test_the_cache_day_on_real_clips_counts_its_replays(cloud_env, tmp_path):
     assert cache["offloaded_windows"] >= 2
     assert cache["cache_hits"] == cache["first_pass_hits"] + cache["replayed"]["hits"]
     assert 0 <= cache["false_hits"] <= cache["cache_hits"]
+
+
+def test_human_labels_are_scored_beside_the_reference(cloud_env, tmp_path):
+    """MOT gt.txt of a clip (here written from the cloud's own confident people, so the
+    cloud-only answer must score 1 on it) is scored for edge-only, cloud-only and the policy."""
+    from cloud_fallback.config import load_cloud_config
+    from cloud_fallback.model import build_detector
+    from edge_agent.tools.bench.real import cloud_reference
+
+    clip = cloud_env / "pedestrian_survaillance.mp4"
+    cloud = build_detector(load_cloud_config(CONFIG).model)
+    _, truths, _ = cloud_reference(clip, cloud, ("person",), 0.2, 2.0, lambda _: None)
+    rows = [f"{t.frame + 1},{k},{o.box[0]},{o.box[1]},{o.box[2] - o.box[0]},"
+            f"{o.box[3] - o.box[1]},1,1,1"
+            for t in truths for k, o in enumerate(t.objects)
+            if o.cls == "person" and not o.ignore]
+    assert rows, "the clip shows people"
+    gt = tmp_path / "gt.txt"
+    gt.write_text("\n".join(rows) + "\n")
+    result = bench_offload_real(bundled_edge_model("fp32", "real"), CONFIG, [clip], 2.0,
+                                tmp_path, human={clip.stem: gt})
+    human = result["human"]
+    assert human["cloud_only"] == pytest.approx(1.0, abs=0.02)
+    assert human["edge_only"] < human["cloud_only"]
+    assert set(human["policy"]) == {"0.05", "0.10", "0.20", "0.40"}
