@@ -26,7 +26,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -65,6 +65,13 @@ class TeacherSettings:
     """Further tile grids (more scales)."""
     flip_tiles: bool = False
     max_grid: tuple[int, int] = (4, 3)
+    groups: tuple[tuple[str, ...], ...] = ()
+    """Classes judged together (see EnsembleSettings.groups)."""
+
+
+VEHICLES = (("car", "truck", "bus"),)
+"""With `--vehicles-together`: the views' votes for car, truck and bus count for one vehicle
+(YOLOX-nano's views often split a lorry between car and truck), the class most voted stays."""
 
 
 REFERENCE = TeacherSettings(tile_px=300, more_tile_px=(160,), flip_tiles=True, max_grid=(6, 4))
@@ -89,7 +96,8 @@ class Teacher:
             flip=True, tiles=None, tile_px=settings.tile_px, tile_overlap=settings.tile_overlap,
             more_tile_px=settings.more_tile_px, flip_tiles=settings.flip_tiles,
             max_grid=settings.max_grid, floor=settings.floor, fuse_iou=settings.fuse_iou,
-            min_side=settings.min_side, min_score=settings.ignore_score))
+            min_side=settings.min_side, min_score=settings.ignore_score,
+            groups=settings.groups))
         self.class_names = self.ensemble.class_names
 
     def label(self, image: np.ndarray) -> tuple[Detections, np.ndarray]:
@@ -188,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=float, default=0.5, help="seconds between labelled frames")
     ap.add_argument("--only", help="comma-separated clip names (file stems)")
     ap.add_argument("--draw", type=int, default=0, help="annotated JPEGs to save per clip")
+    ap.add_argument("--vehicles-together", action="store_true",
+                    help="judge car, truck and bus together (VEHICLES)")
     ap.add_argument("--reference", action="store_true",
                     help="label with the offline reference settings (REFERENCE: more scales, "
                          "tiles and flips; the proxy for human labels the cloud is scored on)")
@@ -201,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = set(args.only.split(","))
         videos = [v for v in videos if v.stem in wanted]
-    teacher = Teacher(REFERENCE if args.reference else TeacherSettings())
+    settings = REFERENCE if args.reference else TeacherSettings()
+    if args.vehicles_together:
+        settings = replace(settings, groups=VEHICLES)
+    teacher = Teacher(settings)
     todo = [v for v in videos if not (args.out / v.stem / "meta.json").is_file()]
     total = sum(_frames_to_label(v, args.every) for v in todo)
     with tqdm(total=total, desc="teacher", unit="frame") as bar:

@@ -103,6 +103,16 @@ CONFIGS = {
                                             "truck"),
                                    domain="real", real_share=0.75, pseudo_dir="runs/pseudo-0.2",
                                    init="runs/edge-real/last.pt"),
+    # Next: the dense fine-tune on labels whose teacher judges car, truck and bus together
+    # (`python -m edge_agent.tools.teacher --vehicles-together --every 0.2 --only <train clips>
+    # --out runs/pseudo-vg-0.2`): more trucks and buses labelled instead of ignored.
+    "edge-real-vg": TrainConfig("osprey-edge-real-ssdlite", width=1.0, fpn=64,
+                                size=(384, 224), anchor_scale=1.0, batch=16, steps=1500,
+                                lr=1e-3, warmup=50,
+                                output="runs/edge-real-vg/osprey_edge_real.onnx",
+                                classes=("person", "bicycle", "car", "motorbike", "bus", "truck"),
+                                domain="real", real_share=0.75, pseudo_dir="runs/pseudo-vg-0.2",
+                                init="runs/edge-real/last.pt"),
     # Tried against the few train scenes: labels every 0.2 s, half of the real samples
     # four-scene mosaics, frames with rare classes drawn more often. Held out 0.312, below the
     # shipped model's 0.322 (models/edge/REAL.md): not shipped.

@@ -59,6 +59,10 @@ class EnsembleSettings:
     """Fused boxes with a side below this (frame pixels) are dropped."""
     min_score: float = 0.0
     """Fused boxes whose agreement is below this are dropped."""
+    groups: tuple[tuple[str, ...], ...] = ()
+    """Classes judged together (e.g. car, truck, bus): a box's agreement counts any class of
+    its group, so views that split their votes between car and truck still agree that a
+    vehicle is there; of the group's boxes on one object, the class most supported stays."""
 
 
 def _wbf():
@@ -86,6 +90,11 @@ class EnsembleDetector:
         self._names = tuple(names)
         self._maps = [np.array([names.index(n) for n in d.class_names], np.int64)
                       for d in self.detectors]
+        self._group = np.arange(len(names))
+        for members in settings.groups:
+            ids = [names.index(n) for n in members if n in names]
+            if ids:
+                self._group[ids] = ids[0]
         self.timings = Timings()
 
     @property
@@ -174,6 +183,19 @@ class EnsembleDetector:
         xyxy = np.asarray(fused, np.float32).reshape(-1, 4) * scale
         cls = np.asarray(labels, np.int64).reshape(-1)
         score = agreement(xyxy, cls, views, per_view)
+        if self.s.groups and len(xyxy):
+            grouped = agreement(xyxy, cls, views, per_view, self._group)
+            drop = np.zeros(len(xyxy), bool)
+            iou = iou_matrix(xyxy, xyxy)
+            same = (self._group[cls][:, None] == self._group[cls][None, :]) & \
+                (iou >= self.s.fuse_iou)
+            for i in np.argsort(-score, kind="stable"):  # the best-supported class first
+                if drop[i]:
+                    continue
+                others = same[i].copy()
+                others[i] = False
+                drop |= others & (score <= score[i])
+            score = np.where(drop, 0.0, grouped).astype(np.float32)
         sides = np.minimum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
         keep = (score > 0) & (score >= self.s.min_score) & (sides >= self.s.min_side)
         order = np.argsort(-score[keep], kind="stable")
@@ -189,9 +211,12 @@ class EnsembleDetector:
 
 
 def agreement(xyxy: np.ndarray, cls: np.ndarray, views: list[View],
-              per_view: list[Detections]) -> np.ndarray:
+              per_view: list[Detections], group: np.ndarray | None = None) -> np.ndarray:
     """Per fused box: the weighted mean, over the views that contain the whole box, of the
-    best same-class score there (IoU >= 0.5; 0 where the view missed it)."""
+    best same-class score there (IoU >= 0.5; 0 where the view missed it). `group`: class id
+    -> group id; then any class of the box's group counts."""
+    group = group if group is not None else np.arange(int(max(
+        [int(cls.max(initial=0))] + [int(d.class_id.max(initial=0)) for d in per_view])) + 1)
     if not len(xyxy):
         return np.zeros(0, np.float32)
     total = np.zeros(len(xyxy), np.float64)
@@ -203,7 +228,7 @@ def agreement(xyxy: np.ndarray, cls: np.ndarray, views: list[View],
                   & (xyxy[:, 2] <= x2 + tol) & (xyxy[:, 3] <= y2 + tol))
         best = np.zeros(len(xyxy))
         if len(d):
-            iou = iou_matrix(xyxy, d.xyxy) * (cls[:, None] == d.class_id[None, :])
+            iou = iou_matrix(xyxy, d.xyxy) * (group[cls][:, None] == group[d.class_id][None, :])
             best = np.where(iou >= 0.5, d.score[None, :], 0).max(axis=1)
         total += np.where(covers, v.weight * best, 0)
         weight += np.where(covers, v.weight, 0)

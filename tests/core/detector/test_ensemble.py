@@ -110,3 +110,18 @@ def test_without_ensemble_boxes_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ensemble_boxes", None)
     with pytest.raises(ConfigError, match=r"pip install 'osprey\[cloud\]'"):
         EnsembleDetector([Blobs()])
+
+
+def test_a_vehicle_the_views_call_car_or_truck_is_one_box_when_grouped():
+    image = frame((300, 120, 420, 220))
+    names = ("car", "truck")
+    a = Blobs(names=names, label="car", score=0.6)
+    b = Blobs(names=names, label="truck", score=0.5)
+    plain = EnsembleDetector([a, b], EnsembleSettings(flip=False, tiles=(0, 0)))(image)
+    labels = [plain.label(i) for i in range(len(plain))]
+    assert sorted(zip(labels, plain.score.tolist(), strict=True)) == \
+        [("car", pytest.approx(0.3)), ("truck", pytest.approx(0.25))]
+    grouped = EnsembleDetector([a, b], EnsembleSettings(flip=False, tiles=(0, 0),
+                                                        groups=(("car", "truck"),)))(image)
+    assert len(grouped) == 1 and grouped.label(0) == "car"   # the class most supported
+    assert grouped.score[0] == pytest.approx(0.55)            # both views saw a vehicle
