@@ -103,9 +103,9 @@ CONFIGS = {
                                             "truck"),
                                    domain="real", real_share=0.75, pseudo_dir="runs/pseudo-0.2",
                                    init="runs/edge-real/last.pt"),
-    # Next: the dense fine-tune on labels whose teacher judges car, truck and bus together
+    # Tried: the dense fine-tune on labels whose teacher judges car, truck and bus together
     # (`python -m edge_agent.tools.teacher --vehicles-together --every 0.2 --only <train clips>
-    # --out runs/pseudo-vg-0.2`): more trucks and buses labelled instead of ignored.
+    # --out runs/pseudo-vg-0.2`): held out 0.331, below edge-real-dense (models/edge/REAL.md).
     "edge-real-vg": TrainConfig("osprey-edge-real-ssdlite", width=1.0, fpn=64,
                                 size=(384, 224), anchor_scale=1.0, batch=16, steps=1500,
                                 lr=1e-3, warmup=50,
