@@ -215,8 +215,6 @@ def agreement(xyxy: np.ndarray, cls: np.ndarray, views: list[View],
     """Per fused box: the weighted mean, over the views that contain the whole box, of the
     best same-class score there (IoU >= 0.5; 0 where the view missed it). `group`: class id
     -> group id; then any class of the box's group counts."""
-    group = group if group is not None else np.arange(int(max(
-        [int(cls.max(initial=0))] + [int(d.class_id.max(initial=0)) for d in per_view])) + 1)
     if not len(xyxy):
         return np.zeros(0, np.float32)
     total = np.zeros(len(xyxy), np.float64)
@@ -228,7 +226,8 @@ def agreement(xyxy: np.ndarray, cls: np.ndarray, views: list[View],
                   & (xyxy[:, 2] <= x2 + tol) & (xyxy[:, 3] <= y2 + tol))
         best = np.zeros(len(xyxy))
         if len(d):
-            iou = iou_matrix(xyxy, d.xyxy) * (group[cls][:, None] == group[d.class_id][None, :])
+            a, b = (cls, d.class_id) if group is None else (group[cls], group[d.class_id])
+            iou = iou_matrix(xyxy, d.xyxy) * (a[:, None] == b[None, :])
             best = np.where(iou >= 0.5, d.score[None, :], 0).max(axis=1)
         total += np.where(covers, v.weight * best, 0)
         weight += np.where(covers, v.weight, 0)

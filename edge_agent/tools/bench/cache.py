@@ -108,6 +108,16 @@ def bench_cache_seeds(edge: FrameDetector, cloud: Any, seeds: list[int] | tuple[
     }
 
 
+def answers_agree(stored: list[tuple[int, Detections]], fresh: list[Detections]
+                  ) -> tuple[bool, bool]:
+    """A stored answer (offset, detections per keyframe) against the cloud's fresh answer at
+    the same offsets: (F1 >= 0.9 over the whole answer, F1 >= 0.9 on every keyframe)."""
+    counts = [agreement_counts(a, b) for (_, a), b in zip(stored, fresh, strict=True)]
+    found, total = sum(f for f, _ in counts), sum(t for _, t in counts)
+    return ((found / total if total else 1.0) >= 0.9,
+            all((f / t if t else 1.0) >= 0.9 for f, t in counts))
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> list[float] | None:
     """95 % Wilson score interval of a rate of k in n."""
     if n == 0:
@@ -185,13 +195,7 @@ def bench_cache(edge: FrameDetector, cloud: Any, seed: int, seconds: float, rati
                       Recipe(min_score=min_score))[0]
 
     def agrees(stored_answer: list[tuple[int, Detections]], frames) -> tuple[bool, bool]:
-        """(F1 >= 0.9 over the whole answer, F1 >= 0.9 on every keyframe of it)."""
-        fresh_now = answer(frames, [o for o, _ in stored_answer])
-        counts = [agreement_counts(a, b) for (_, a), b
-                  in zip(stored_answer, fresh_now, strict=True)]
-        found, total = sum(f for f, _ in counts), sum(t for _, t in counts)
-        whole = (found / total if total else 1.0) >= 0.9
-        return whole, all((f / t if t else 1.0) >= 0.9 for f, t in counts)
+        return answers_agree(stored_answer, answer(frames, [o for o, _ in stored_answer]))
 
     for summary, score in zip(summaries, scores, strict=True):
         if score < cut:

@@ -30,7 +30,6 @@ from edge_agent.runtime.capture.frame import Frame
 from edge_agent.runtime.config import EdgeCacheConfig, OffloadConfig
 from edge_agent.runtime.offload.cache import (
     EdgeCache,
-    agreement_counts,
     fingerprint,
     fingerprint_frames,
 )
@@ -38,7 +37,7 @@ from edge_agent.runtime.offload.keyframes import frame_uncertainty, pick, sharpn
 from edge_agent.runtime.offload.policy import window_score
 from edge_agent.runtime.tracker import Tracker
 from edge_agent.runtime.window import SlidingWindow
-from edge_agent.tools.bench.cache import wilson
+from edge_agent.tools.bench.cache import answers_agree, wilson
 
 
 def changed(image: np.ndarray, rng: np.random.Generator, light: float = 0.85,
@@ -114,11 +113,7 @@ def bench_cache_real(edge: FrameDetector, cloud: Any, videos: list[Path], segmen
                       Recipe(min_score=min_score))[0]
 
     def agrees(stored: list[tuple[int, Detections]], frames) -> tuple[bool, bool]:
-        fresh = answer(frames, [o for o, _ in stored])
-        counts = [agreement_counts(a, b) for (_, a), b in zip(stored, fresh, strict=True)]
-        found, total = sum(f for f, _ in counts), sum(t for _, t in counts)
-        return ((found / total if total else 1.0) >= 0.9,
-                all((f / t if t else 1.0) >= 0.9 for f, t in counts))
+        return answers_agree(stored, answer(frames, [o for o, _ in stored]))
 
     n = dict.fromkeys(("offloaded", "hits", "false", "false_keyframe", "replayed_offloaded",
                        "replayed_hits", "replayed_reusable", "first_pass_hits"), 0)

@@ -86,11 +86,11 @@ def cloud_reference(video: Path, cloud, edge_names: tuple[str, ...], min_score: 
         if not ok:
             break
         raw = cloud(img)
-        raw = raw[raw.score >= min_score]
-        for d in to_wire(raw):
+        wire = to_wire(raw[raw.score >= min_score])
+        for d in wire:
             if d.label not in names:
                 names = (*names, d.label)
-        seen = from_wire(to_wire(raw), names)
+        seen = from_wire(wire, names)
         i = len(seen_all)
         seen_all.append(seen)
         truths.append(frame_truth(i, fps, video.stem, seen, seen.score >= LABEL_SCORE))
