@@ -126,7 +126,10 @@ class CloudModelConfig(Strict):
 
 class CloudConfig(Strict):
     worker_id: str = Field("cloud-1", description="This worker's id, in its stats and logs.")
-    share_group: str = Field("osprey-cloud", description="Shared-subscription group name.")
+    share_group: str | None = Field(
+        "osprey-cloud", description="Shared-subscription group name. null: a plain "
+        "subscription, for one worker alone on a broker without shared subscriptions (the "
+        "demo's embedded broker); two such workers would both answer every request.")
     devices: str = Field("+", description="Device ids to serve: '+' for all, or one id.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     model: CloudModelConfig = Field(default_factory=CloudModelConfig)
@@ -145,8 +148,8 @@ class CloudConfig(Strict):
 
     @field_validator("share_group")
     @classmethod
-    def _group(cls, value: str) -> str:
-        return topic_safe(value, "share_group")
+    def _group(cls, value: str | None) -> str | None:
+        return None if value is None else topic_safe(value, "share_group")
 
     @field_validator("devices")
     @classmethod

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 from edge_agent.cli.bench import add_bench
+from edge_agent.cli.demo import add_demo
 from edge_agent.cli.detect import add_detect
 from edge_agent.cli.doctor import add_doctor
 from edge_agent.cli.engine import add_build_engine
 from edge_agent.cli.evaluate import add_eval
 from edge_agent.cli.quantize import add_quantize
-from edge_agent.cli.run import add_demo, add_run
+from edge_agent.cli.run import add_run, common_options
 from edge_agent.cli.sim import add_sim
 from edge_agent.core.cli import add_global_options, add_validate_config, run_main
 from edge_agent.runtime.config import load_edge_config
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_global_options(parser)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_run(sub)
-    add_demo(sub)
+    add_demo(sub, common_options)
     add_detect(sub)
     add_eval(sub)
     add_sim(sub)

@@ -26,6 +26,10 @@ def add_quantize(sub) -> None:
     p.add_argument("--method", choices=["percentile", "entropy", "minmax"],
                    default="percentile")
     p.add_argument("--percentile", type=float, default=99.99)
+    p.add_argument("--keep-float", action="append", default=[], metavar="REGEX",
+                   help="leave the convolutions whose node name matches REGEX in float "
+                        "(repeatable), e.g. the detection heads' last layers: "
+                        "'_heads\\.[0-9]+\\.1/'")
     p.add_argument("--eval", type=Path, action="append", default=[],
                    help="held-out clip to measure the accuracy change on (repeatable; each "
                         "is reported alone)")
@@ -42,7 +46,8 @@ def run_quantize(args: argparse.Namespace) -> int:
     per_source = max(1, args.frames // len(args.calib))
     sets = [calibration_set(args.model, src, per_source, args.stride) for src in args.calib]
     calib = CalibrationSet(sets[0].input_name, [x for s in sets for x in s.tensors])
-    out = quantize(args.model, calib, args.out, args.method, args.percentile)
+    out = quantize(args.model, calib, args.out, args.method, args.percentile,
+                   args.keep_float)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {len(calib.tensors)} "
           f"calibration frames of {', '.join(args.calib)}")
     summary = []

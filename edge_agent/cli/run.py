@@ -9,7 +9,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from edge_agent.core.cli import EXIT_OK
 from edge_agent.core.detector import Detector
@@ -23,8 +25,9 @@ from edge_agent.runtime.pipeline import Agent
 
 log = logging.getLogger("osprey.run")
 
-DEMO_SOURCE = "synthetic://?seed=7&preset=normal"
 
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
 
 def add_run(sub) -> None:
     p = sub.add_parser("run", help="run the agent: cameras -> detector -> MQTT")
@@ -33,22 +36,11 @@ def add_run(sub) -> None:
     src.add_argument("--source", help="shorthand for a one-camera config: a camera URL")
     p.add_argument("--model", type=Path, help="ONNX model or engine (default: the config's, "
                                               "else the bundled one)")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=run_cmd)
 
 
-def add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="run the agent on a synthetic camera with the bundled model "
-                                    "and an embedded broker when none is reachable")
-    p.add_argument("--config", type=Path, help="edge config (e.g. configs/demo.yaml); without "
-                                               "mqtt.host the demo's broker is used")
-    p.add_argument("--source", default=None, help=f"camera URL (default {DEMO_SOURCE})")
-    p.add_argument("--model", type=Path, help="ONNX model (default: the bundled edge model)")
-    _common(p)
-    p.set_defaults(func=demo_cmd)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
+def common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mqtt-host", default=None, help="broker host (overrides the config)")
     p.add_argument("--mqtt-port", type=int, default=None, help="broker port (default 1883)")
     p.add_argument("--device", default=None, help="device id (overrides the config)")
@@ -59,7 +51,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="print a live one-line summary (default: on for demo)")
 
 
-def _override(config: EdgeConfig, args: argparse.Namespace) -> EdgeConfig:
+def override(config: EdgeConfig, args: argparse.Namespace) -> EdgeConfig:
     data = config.model_dump()
     if args.model:
         data["model"]["path"] = args.model
@@ -79,28 +71,17 @@ def run_cmd(args: argparse.Namespace) -> int:
         config = load_edge_config(args.config)
     else:
         config = EdgeConfig.model_validate({"cameras": [{"name": "cam0", "url": args.source}]})
-    return run_agent(_override(config, args), seconds=args.seconds,
+    return run_agent(override(config, args), seconds=args.seconds,
                      summary=bool(args.summary), embedded=False)
 
 
-def demo_cmd(args: argparse.Namespace) -> int:
-    if args.config:
-        config = load_edge_config(args.config)
-        if args.source:
-            config = config.model_copy(update={"cameras": [
-                config.cameras[0].model_copy(update={"url": args.source})]})
-    else:
-        config = EdgeConfig.model_validate({"device_id": "demo", "cameras": [
-            {"name": "street", "url": args.source or DEMO_SOURCE, "loop": True}]})
-    config = _override(config, args)
-    return run_agent(config, seconds=args.seconds,
-                     summary=True if args.summary is None else args.summary, embedded=True)
-
-
 def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
-              embedded: bool) -> int:
+              embedded: bool, companion: Callable[[str, int, bool], Stoppable] | None = None
+              ) -> int:
     """Run until every camera has ended, `seconds` pass, or SIGINT/SIGTERM; then a clean stop
-    (open events end, final stats, retained `stopped`)."""
+    (open events end, final stats, retained `stopped`). `companion(host, port,
+    embedded_broker)` starts something beside the agent on its broker (the demo's cloud
+    worker); it is stopped after the agent."""
     model_path, why = pick_edge_model(config)
     detector = Detector.from_config(config.model, config.detector, default_path=model_path)
     log.info("model %s (%s): layout %s on %s", Path(model_path).name, why, detector.layout,
@@ -116,6 +97,12 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
     if embedded and not broker_reachable(host, port):
         broker = EmbeddedBroker(host, port).start()
         mqtt_config = mqtt_config.model_copy(update={"protocol": "3.1.1"})
+    try:
+        helper = companion(host, port, broker is not None) if companion else None
+    except BaseException:
+        if broker:
+            broker.stop()
+        raise
     publisher = Publisher(mqtt_config, config.device_id, host=host, port=port).start()
     metrics = AgentMetrics()
     agent = Agent(config, detector, publisher, model_id=Path(model_path).stem, metrics=metrics)
@@ -132,7 +119,8 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
         log.warning("broker %s:%d not reachable yet; retrying in the background, QoS %d "
                     "messages are held (up to %d)", host, port, mqtt_config.qos,
                     mqtt_config.max_queued_messages)
-    _banner(config, host, port, broker is not None, server, Path(model_path).name)
+    _banner(config, host, port, broker is not None, server, Path(model_path).name,
+            getattr(helper, "describe", None))
     stop = threading.Event()
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     if threading.current_thread() is threading.main_thread():
@@ -154,6 +142,8 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
         if line:
             line.show(final=True)
         publisher.stop()
+        if helper:
+            helper.stop()
         if server:
             server.stop()
         if broker:
@@ -165,14 +155,22 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
 
 
 def _banner(config: EdgeConfig, host: str, port: int, embedded: bool,
-            server: MetricsServer | None, model: str) -> None:
+            server: MetricsServer | None, model: str, cloud: str | None = None) -> None:
     prefix = f"{config.mqtt.topic_prefix}/{config.device_id}"
     where = f"{host}:{port}" + (" (embedded broker, MQTT 3.1.1)" if embedded else "")
     lines = [f"Osprey edge agent: {len(config.cameras)} camera(s), model {model}, "
              f"MQTT {where}",
-             f"  subscribe:  mosquitto_sub -h {host} -p {port} -t '{prefix}/#' -v",
+             # -T leaves out the binary JPEG snapshots, which would fill the terminal
+             f"  subscribe:  mosquitto_sub -h {host} -p {port} -t '{prefix}/#' "
+             f"-T '{prefix}/+/snapshot' -v",
              f"  detections: {prefix}/<camera>/detections   events: {prefix}/<camera>/events"
-             f"   stats: {prefix}/stats"]
+             f"   stats: {prefix}/stats",
+             f"  snapshots:  {prefix}/<camera>/snapshot (JPEG, retained; e.g. mosquitto_sub "
+             f"-h {host} -p {port} -t '{prefix}/<camera>/snapshot' -C 1 > snap.jpg)"]
+    if config.offload.enabled:
+        lines.append(f"  offload:    on; answers on {prefix}/<camera>/refined, text-query "
+                     f"matches on {prefix}/<camera>/matches"
+                     + (f"; {cloud}" if cloud else ""))
     if server:
         shown = "localhost" if config.metrics.host in ("0.0.0.0", "::") else config.metrics.host
         lines.append(f"  metrics:    http://{shown}:{server.port}/metrics   "
@@ -185,6 +183,7 @@ class _SummaryLine:
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+        self.offload = agent.config.offload.enabled
         self.last = agent.snapshot()
         self.at = time.monotonic()
         self.tty = sys.stderr.isatty()
@@ -198,9 +197,13 @@ class _SummaryLine:
             fps_in = (c["frames_in"] - old["frames_in"]) / span
             fps = (c["processed"] - old["processed"]) / span
             lat = c["last_latency_ms"]
-            parts.append(f"{name} {c['state']} in {fps_in:4.1f} fps, detect {fps:4.1f} fps, "
-                         f"latency {lat if lat is None else round(lat):>4} ms, "
-                         f"tracks {c['tracks']}, events {c['events']}")
+            text = (f"{name} {c['state']} in {fps_in:4.1f} fps, detect {fps:4.1f} fps, "
+                    f"latency {lat if lat is None else round(lat):>4} ms, "
+                    f"tracks {c['tracks']}, events {c['events']}")
+            if self.offload:
+                text += (f", refined {c['refined']}, cache hits {c['cache_hits']}, "
+                         f"matches {c['matches']}")
+            parts.append(text)
         m = snap["mqtt"]
         parts.append(f"mqtt {'up' if m['connected'] else 'DOWN'} {m['published']} sent")
         text = " | ".join(parts)

@@ -76,8 +76,28 @@ def calibration_set(model: Path, source: str, frames: int = 200, stride: int = 5
     return CalibrationSet(det.adapter.input.name, tensors)
 
 
+def float_nodes(model: Path, patterns: list[str]) -> list[str]:
+    """Names of the convolutions of `model` whose name matches one of `patterns` (regexes)."""
+    import re
+
+    import onnx
+
+    if not patterns:
+        return []
+    compiled = [re.compile(p) for p in patterns]
+    convs = [n.name for n in onnx.load(str(model)).graph.node if n.op_type == "Conv"]
+    names = [n for n in convs if any(c.search(n) for c in compiled)]
+    unused = [p for p, c in zip(patterns, compiled, strict=True)
+              if not any(c.search(n) for n in convs)]
+    if unused:
+        raise QuantizeError(f"--keep-float {', '.join(unused)} matches no convolution of "
+                            f"{model}; its convolutions are named like {convs[-1]!r}")
+    return names
+
+
 def quantize(model: Path, calib: CalibrationSet, out: Path, method: str = "percentile",
-             percentile: float = 99.99) -> Path:
+             percentile: float = 99.99, keep_float: list[str] | None = None) -> Path:
+    """Write the INT8 Q/DQ model; convolutions named in `keep_float` stay in float."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -106,10 +126,12 @@ def quantize(model: Path, calib: CalibrationSet, out: Path, method: str = "perce
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
+        excluded = float_nodes(prepared, keep_float or [])
         quantize_static(
             str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["Conv"], per_channel=True, reduce_range=False,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=cal,
+            nodes_to_exclude=excluded,
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                            "CalibPercentile": percentile, "CalibTensorRangeSymmetric": True,
                            "QuantizeBias": False},
@@ -119,11 +141,11 @@ def quantize(model: Path, calib: CalibrationSet, out: Path, method: str = "perce
         out.unlink(missing_ok=True)
         raise QuantizeError(f"the quantized model is not one TensorRT can parse ({len(problems)} "
                             f"problems, first: {problems[0]}); nothing was written")
-    _copy_metadata(model, out)
+    _copy_metadata(model, out, len(excluded))
     return out
 
 
-def _copy_metadata(src: Path, dst: Path) -> None:
+def _copy_metadata(src: Path, dst: Path, float_convs: int = 0) -> None:
     import onnx
 
     a, b = onnx.load(str(src)), onnx.load(str(dst))
@@ -131,5 +153,10 @@ def _copy_metadata(src: Path, dst: Path) -> None:
     for prop in a.metadata_props:
         b.metadata_props.append(prop)
     b.metadata_props.append(onnx.StringStringEntryProto(key="quantization",
-                                                        value="int8 qdq symmetric per-channel"))
+                                                        value=_quantization(float_convs)))
     onnx.save(b, str(dst))
+
+
+def _quantization(float_convs: int) -> str:
+    text = "int8 qdq symmetric per-channel"
+    return text + (f", {float_convs} convolutions in float" if float_convs else "")

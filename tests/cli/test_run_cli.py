@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -86,7 +87,7 @@ def test_demo_starts_an_embedded_broker_when_none_answers():
     port = free_port()
     assert not broker_reachable("127.0.0.1", port)
     proc = subprocess.Popen([*EDGE, "demo", "--seconds", "8", "--mqtt-port", str(port),
-                             "--metrics-port", "0", "--no-summary"],
+                             "--metrics-port", "0", "--no-summary", "--no-cloud"],
                             stderr=subprocess.PIPE, text=True)
     got = []
     try:
@@ -105,9 +106,62 @@ def test_demo_starts_an_embedded_broker_when_none_answers():
         proc.kill()
     assert proc.returncode == 0, err
     assert f"mosquitto_sub -h 127.0.0.1 -p {port} -t 'osprey/demo/#'" in err
-    assert "embedded broker" in err
+    assert "embedded broker" in err and "offload:" not in err
+    assert not any(m.topic.endswith(("/refined", "/offload/request")) for m in got)
     dets = decoded(got, "osprey/demo/street/detections", "detections")
     seq = [d["seq"] for d in dets]
     assert seq == list(range(seq[0], seq[0] + len(seq)))
     time.sleep(0.5)
     assert not broker_reachable("127.0.0.1", port), "the embedded broker outlived the demo"
+
+
+@pytest.mark.slow
+def test_demo_shows_the_whole_mission_within_a_minute():
+    """`edge-agent demo` as a newcomer runs it: its own broker, the agent and a cloud worker in
+    one process; a real subscriber sees detections, a `refined` answer from the cloud, one
+    from the edge cache and a `matches` message, and Ctrl-C stops it cleanly."""
+    port = free_port()
+    proc = subprocess.Popen([*EDGE, "demo", "--mqtt-port", str(port), "--metrics-port", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    got: list = []
+    started = time.monotonic()
+    try:
+        assert wait_until(lambda: broker_reachable("127.0.0.1", port), 30)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        client.on_connect = lambda c, *a: c.subscribe("osprey/demo/#", qos=1)
+        client.on_message = lambda c, u, m: got.append(m)
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+
+        def refined(source):
+            return [r for r in decoded(got, "osprey/demo/street/refined", "refined")
+                    if r["source"] == source]
+
+        def seen_all():
+            return (decoded(got, "osprey/demo/street/detections") and refined("cloud")
+                    and refined("cache") and decoded(got, "osprey/demo/street/matches"))
+
+        # a minute of the newcomer's time, with room for a busy CI machine
+        assert wait_until(seen_all, 100), sorted({m.topic for m in got})
+        within = time.monotonic() - started
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        client.loop_stop()
+        client.disconnect()
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    print(f"detections, refined (cloud and cache) and matches within {within:.0f} s")
+    cloud, cache = refined("cloud"), refined("cache")
+    assert all(r["model"] == "osprey_cloud_ssdlite" for r in cloud + cache)
+    assert any(d["detections"] for r in cache for d in r["frames"])
+    matches = [m for msg in decoded(got, "osprey/demo/street/matches", "matches")
+               for m in msg["matches"]]
+    assert {m["query"] for m in matches} <= {"red car", "person"}
+    assert "offload:" in err and "cloud worker in this process" in err
+    assert "-T 'osprey/demo/+/snapshot'" in err
+    last = [line for line in err.splitlines() if line.startswith("street ")][-1]
+    counted = {k: int(v) for k, v in re.findall(r"(refined|cache hits|matches) (\d+)", last)}
+    assert counted["refined"] >= len(cloud) and counted["cache hits"] >= len(cache) >= 1
+    assert "Traceback" not in err
+    assert [m.payload for m in got if m.topic == "osprey/demo/status"][-1] == b"stopped"

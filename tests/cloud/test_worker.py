@@ -133,6 +133,22 @@ def test_answers_match_the_ground_truth_and_are_idempotent(mosquitto, scene):
         w.stop()
 
 
+def test_a_worker_without_a_share_group_subscribes_plainly(mosquitto, scene):
+    """share_group: null (one worker on a broker without shared subscriptions, the demo's):
+    the plain request filter, answered as usual."""
+    w = worker(mosquitto.port, "w-plain", share_group=None)
+    edge = Edge(mosquitto.port, "cw-plain")
+    try:
+        assert w.topic == "osprey/+/offload/request"
+        req = make_request(scene, "cw-plain")
+        edge.send(encode(req))
+        (resp, _), = edge.wait(lambda a: len(a) == 1)
+        assert resp.status == "ok" and resp.id == req.id and resp.worker == "w-plain"
+    finally:
+        edge.close()
+        w.stop()
+
+
 def test_workers_share_the_redis_cache(mosquitto, redis, scene):
     url = f"redis://127.0.0.1:{redis.port}/0"
     prefix_over = {"cache": {"redis_url": url, "redis_prefix": "osprey-shared-test:"}}

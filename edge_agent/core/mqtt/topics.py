@@ -35,10 +35,11 @@ REQUEST_LEAF = "offload/request"
 RESPONSE_LEAF = "offload/response"
 
 
-def shared_request_filter(prefix: str, group: str, devices: str = "+") -> str:
+def shared_request_filter(prefix: str, group: str | None, devices: str = "+") -> str:
     """The cloud workers' shared subscription to offload requests (`devices`: `+` or one
-    device id)."""
-    return f"$share/{group}/{prefix}/{devices}/{REQUEST_LEAF}"
+    device id); a plain subscription when `group` is None (one worker alone)."""
+    plain = f"{prefix}/{devices}/{REQUEST_LEAF}"
+    return plain if group is None else f"$share/{group}/{plain}"
 
 
 def worker_stats(prefix: str, worker_id: str) -> str:

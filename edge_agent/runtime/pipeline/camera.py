@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,10 +58,12 @@ class CameraPipeline:
         self.windows = 0
         self.unpublished = 0
         self.overrides: dict[int, int] = {}
+        """Track id -> class id the cloud gave it; applied to every later detection."""
         self.override_names: tuple[str, ...] = ()
         """The names the overrides' class ids are in (the cloud answers', which extend the
         edge model's)."""
-        """Track id -> class id the cloud gave it; applied to every later detection."""
+        self.answers: Counter[str] = Counter()
+        """Answers applied, by source (`cloud`, `cache`), and `matches` messages published."""
         self.held: Detections | None = None
         """Static objects of the last answer the edge misses (edge_agent.runtime.offload.hold)."""
         self.held_until = 0.0

@@ -176,7 +176,9 @@ class PostStage:
             device=device, answer=answer, frames=refined_frames(answer), verified=verified,
             class_names=self.detector.class_names))
         self.metrics.refined.labels(p.name, answer.source).inc()
+        p.answers[answer.source] += 1
         if answer.matches:
+            p.answers["matches"] += 1
             self.publisher.publish_json(self.topics.camera(p.name, "matches"),
                                         matches_payload(device=device, answer=answer))
             for m in answer.matches:

@@ -82,7 +82,10 @@ def counters(pipelines: list[CameraPipeline], publisher: Publisher, offload: Off
                         "dropped_superseded": s.dropped_unread,
                         "dropped_stale": s.dropped_stale, "reconnects": s.reconnects,
                         "queue_depth": int(p.camera.pending),
-                        "tracks": len(p.tracker.tracks)}
+                        "tracks": len(p.tracker.tracks),
+                        "refined": p.answers.get("cloud", 0),
+                        "cache_hits": p.answers.get("cache", 0),
+                        "matches": p.answers.get("matches", 0)}
     snap: dict[str, Any] = {"cameras": cams, "mqtt": publisher.snapshot()}
     client = offload.counters()
     if client is not None:

@@ -33,11 +33,19 @@ class SyntheticUrl(BaseModel):
     seconds: float | None = Field(None, gt=0, description="End of stream; None = endless.")
     realtime: bool = True
     start: int = Field(0, ge=0, description="First frame index.")
+    segment_seconds: float | None = Field(None, gt=1, description="Length of a scene.")
+    recurring_fraction: float | None = Field(None, ge=0, le=1,
+                                             description="Scenes that replay an earlier one.")
+    near_duplicate_fraction: float | None = Field(
+        None, ge=0, le=1, description="Scenes that replay one plus a small new object.")
 
     def world_options(self) -> WorldOptions:
+        scenes = {k: v for k in ("segment_seconds", "recurring_fraction",
+                                 "near_duplicate_fraction")
+                  if (v := getattr(self, k)) is not None}
         return WorldOptions.from_preset(
-            self.preset, seed=self.seed, fps=self.fps, width=self.width, height=self.height
-        )
+            self.preset, seed=self.seed, fps=self.fps, width=self.width, height=self.height,
+            **scenes)
 
 
 def parse_synthetic_url(url: str) -> SyntheticUrl:
