@@ -8,7 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
-from cloud_fallback.config import load_cloud_config
+from cloud_fallback.config import CloudConfig, load_cloud_config
 from cloud_fallback.doctor import add_cloud_doctor
 from edge_agent.core.cli import (
     EXIT_OK,
@@ -16,6 +16,8 @@ from edge_agent.core.cli import (
     add_validate_config,
     run_main,
 )
+from edge_agent.core.config.loader import validate_flags
+from edge_agent.core.errors import OspreyError
 
 log = logging.getLogger("osprey.cloud")
 
@@ -53,23 +55,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _worker_class():
+    """The worker, or a clear error when the `cloud` extra is not installed."""
+    try:
+        from cloud_fallback.worker import Worker
+    except ImportError as exc:
+        raise OspreyError(f"the cloud worker needs the cloud extra ({exc.name} is not "
+                          "installed): pip install 'osprey[cloud]' (`cloud-fallback doctor` "
+                          "checks every dependency)") from None
+    return Worker
+
+
 def run_worker(args: argparse.Namespace) -> int:
-    from cloud_fallback.config import CloudConfig
-    from cloud_fallback.worker import Worker
     from edge_agent.core.metrics import MetricsServer
+
+    Worker = _worker_class()
 
     config = load_cloud_config(args.config)
     data = config.model_dump()
-    for value, path in ((args.worker_id, ("worker_id",)), (args.mqtt_host, ("mqtt", "host")),
-                        (args.mqtt_port, ("mqtt", "port")),
-                        (args.redis_url, ("cache", "redis_url")),
-                        (args.metrics_port, ("metrics", "port"))):
+    flags = {}
+    for value, path, flag in ((args.worker_id, ("worker_id",), "--worker-id"),
+                              (args.mqtt_host, ("mqtt", "host"), "--mqtt-host"),
+                              (args.mqtt_port, ("mqtt", "port"), "--mqtt-port"),
+                              (args.redis_url, ("cache", "redis_url"), "--redis-url"),
+                              (args.metrics_port, ("metrics", "port"), "--metrics-port")):
         if value is not None:
             target = data
             for key in path[:-1]:
                 target = target[key]
             target[path[-1]] = value
-    config = CloudConfig.model_validate(data)
+            flags[path] = flag
+    config = validate_flags(CloudConfig, data, flags)
     worker = Worker(config).start()
     server = None
     if config.metrics.enabled:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edge_agent.cli.run import override, run_agent
 from edge_agent.core.errors import ConfigError
-from edge_agent.runtime.config import EdgeConfig, load_edge_config
+from edge_agent.runtime.config import load_edge_config
 
 log = logging.getLogger("osprey.demo")
 
@@ -43,18 +43,17 @@ def add_demo(sub, common) -> None:
     p.set_defaults(func=demo_cmd)
 
 
-def demo_config(args: argparse.Namespace) -> EdgeConfig:
-    """The demo's edge config: the given file (its offload settings kept), or the defaults."""
+def demo_config(args: argparse.Namespace) -> dict:
+    """The demo's edge config before the command line's overrides: the given file (its
+    offload settings kept), or the defaults."""
     if args.config:
-        config = load_edge_config(args.config)
+        data = load_edge_config(args.config).model_dump()
         if args.source:
-            config = config.model_copy(update={"cameras": [
-                config.cameras[0].model_copy(update={"url": args.source})]})
+            data["cameras"][0]["url"] = args.source
         if not args.cloud:
-            config = config.model_copy(update={"offload": config.offload.model_copy(
-                update={"enabled": False})})
-        return config
-    return EdgeConfig.model_validate({
+            data["offload"]["enabled"] = False
+        return data
+    return {
         "device_id": "demo",
         "cameras": [{"name": "street", "url": args.source or DEMO_SOURCE, "loop": True,
                      "text_queries": DEMO_QUERIES}],
@@ -64,7 +63,7 @@ def demo_config(args: argparse.Namespace) -> EdgeConfig:
         "offload": {"enabled": bool(args.cloud), "mode": "rate", "rate_target": 0.5,
                     "score_threshold": 0.2, "windows_per_minute": 30, "timeout_s": 15},
         "window": {"size": 15, "stride": 15},
-    })
+    }
 
 
 class DemoCloud:
@@ -110,7 +109,7 @@ class DemoCloud:
 
 
 def demo_cmd(args: argparse.Namespace) -> int:
-    config = override(demo_config(args), args)
+    config = override(None, args, demo_config(args))
     cloud = None
     if config.offload.enabled:
         def cloud(host: str, port: int, embedded: bool) -> DemoCloud:

@@ -22,6 +22,7 @@ from edge_agent.tools.evaluate import (
     evaluate_model,
     evaluate_recorded,
     load_labels,
+    require_pycocotools,
 )
 from edge_agent.tools.labels import parse_class_map, read_coco, read_mot
 
@@ -75,6 +76,11 @@ def add_eval(sub) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    require_pycocotools()  # before any frame is read: the score needs it at the end
+    if args.teacher is not None:
+        from edge_agent.core.detector.ensemble import require_wbf
+
+        require_wbf()
     if args.detections is not None:
         return _eval_recorded(args)
     detector = Detector.from_config(

@@ -11,9 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from edge_agent.core.cli import EXIT_OK
+from edge_agent.core.config.loader import validate_flags
 from edge_agent.core.detector import Detector
 from edge_agent.core.metrics import MetricsServer
 from edge_agent.runtime.config import EdgeConfig, load_edge_config
@@ -51,27 +52,37 @@ def common_options(p: argparse.ArgumentParser) -> None:
                    help="print a live one-line summary (default: on for demo)")
 
 
-def override(config: EdgeConfig, args: argparse.Namespace) -> EdgeConfig:
-    data = config.model_dump()
-    if args.model:
-        data["model"]["path"] = args.model
-    if args.mqtt_host:
-        data["mqtt"]["host"] = args.mqtt_host
-    if args.mqtt_port:
-        data["mqtt"]["port"] = args.mqtt_port
-    if args.device:
-        data["device_id"] = args.device
-    if args.metrics_port is not None:
-        data["metrics"]["port"] = args.metrics_port
-    return EdgeConfig.model_validate(data)
+def override(config: EdgeConfig | None, args: argparse.Namespace,
+             data: dict[str, Any] | None = None) -> EdgeConfig:
+    """The config with the command line's overrides, each checked where the config file's
+    values are: a bad flag is reported in the config errors' format, naming the flag."""
+    data = config.model_dump() if config is not None else data
+    flags: dict[tuple, str] = {}
+    for value, loc, flag in ((args.model, ("model", "path"), "--model"),
+                             (args.mqtt_host, ("mqtt", "host"), "--mqtt-host"),
+                             (args.mqtt_port, ("mqtt", "port"), "--mqtt-port"),
+                             (args.device, ("device_id",), "--device"),
+                             (args.metrics_port, ("metrics", "port"), "--metrics-port")):
+        if value is None:
+            continue
+        target = data
+        for key in loc[:-1]:
+            target = target.setdefault(key, {})
+        target[loc[-1]] = value
+        flags[loc] = flag
+    if getattr(args, "source", None):
+        flags[("cameras", 0, "url")] = "--source"
+    return validate_flags(EdgeConfig, data, flags)
 
 
 def run_cmd(args: argparse.Namespace) -> int:
     if args.config:
         config = load_edge_config(args.config)
+        data = None
     else:
-        config = EdgeConfig.model_validate({"cameras": [{"name": "cam0", "url": args.source}]})
-    return run_agent(override(config, args), seconds=args.seconds,
+        data = {"cameras": [{"name": "cam0", "url": args.source}]}
+        config = None
+    return run_agent(override(config, args, data), seconds=args.seconds,
                      summary=bool(args.summary), embedded=False)
 
 

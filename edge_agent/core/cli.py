@@ -9,10 +9,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from edge_agent import __version__
-from edge_agent.core.config.loader import dump_config
+from edge_agent.core.config.loader import dump_config, flag_error
 from edge_agent.core.errors import OspreyError
 from edge_agent.core.logs import redact, setup_logging
 
@@ -54,6 +54,9 @@ def run_main(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         return int(args.func(args))
     except OspreyError as exc:
         print(redact(f"{parser.prog}: error: {exc}"), file=sys.stderr)
+        return EXIT_ERROR
+    except ValidationError as exc:  # a value from the command line, checked by a config model
+        print(redact(f"{parser.prog}: error: {flag_error(exc)}"), file=sys.stderr)
         return EXIT_ERROR
     except ValueError as exc:
         print(redact(f"{parser.prog}: error: {exc}"), file=sys.stderr)

@@ -61,7 +61,9 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def _require_pycocotools():
+def require_pycocotools():
+    """pycocotools' COCO and COCOeval, or an error saying how to install them (checked
+    before any inference runs)."""
     try:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -97,7 +99,7 @@ def ground_truth(truths: list[FrameTruth], classes: tuple[str, ...] = CLASSES
 def evaluate(truths: list[FrameTruth], detections: Iterable[tuple[int, Detections]],
              classes: tuple[str, ...] = CLASSES) -> EvalResult:
     """mAP of `detections` (frame index, Detections) against `truths`, over `classes`."""
-    COCO, COCOeval = _require_pycocotools()
+    COCO, COCOeval = require_pycocotools()
     anns, real, ignored = ground_truth(truths, classes)
     cat_of = {name: i + 1 for i, name in enumerate(classes)}
     for a, b in ALIASES:  # the same class under COCO's and the older VOC-style names
@@ -190,7 +192,7 @@ def evaluate_model(detector, data: str | Path | LabelledClip | list,
     import cv2
     from tqdm import tqdm
 
-    _require_pycocotools()  # before minutes of inference, not after
+    require_pycocotools()  # before minutes of inference, not after
     clips = data if isinstance(data, list) else [data]
     used, results = [], []
     label_set = classes

@@ -52,3 +52,56 @@ def test_sim_bad_arguments_are_clear(tmp_path, capsys):
     assert "invalid choice: 'nightmare'" in capsys.readouterr().err
     assert edge_main(["sim", "--seconds", "-1", "--out", str(tmp_path), "--no-progress"]) == 1
     assert "seconds must be > 0, got -1" in capsys.readouterr().err
+
+
+def _run(module: str, *args: str, block: str | None = None) -> subprocess.CompletedProcess:
+    """A command in a fresh interpreter; `block`: a package made unimportable, as on a
+    machine without the extra that installs it."""
+    code = (f"import sys; sys.modules[{block!r}] = None; " if block else "import sys; ") + \
+        f"from {module}.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args,flag,fix", [
+    (["--source", "htp://cam/stream"], "--source", "unknown scheme 'htp'; valid: rtsp://"),
+    (["--source", "synthetic://", "--mqtt-port", "99999"], "--mqtt-port",
+     "mqtt.port = 99999: must be less than or equal to 65535"),
+    (["--source", "synthetic://", "--metrics-port", "-1"], "--metrics-port",
+     "metrics.port = -1: must be greater than or equal to 0"),
+    (["--source", "synthetic://", "--model", "."], "--model",
+     "model.path = '.': is a directory: give the model file in it"),
+])
+def test_bad_flags_are_reported_like_config_errors(args, flag, fix):
+    done = _run("edge_agent", "run", "--mqtt-host", "127.0.0.1", *args)
+    assert done.returncode == 1
+    assert f"  - command line ({flag}): " in done.stderr and fix in done.stderr, done.stderr
+    assert "pydantic" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_model_flag_that_is_not_a_model_file(tmp_path):
+    for cmd in (["detect", "--source", "synthetic://?seconds=1"], ["eval", "--data", "x"]):
+        done = _run("edge_agent", *cmd, "--model", str(tmp_path))
+        assert done.returncode == 1 and f"command line (--model): path = '{tmp_path}': is a " \
+            "directory" in done.stderr, done.stderr
+        assert "pydantic" not in done.stderr
+
+
+def test_cloud_worker_flags_and_missing_extra_say_what_to_do():
+    done = _run("cloud_fallback", "run", "--config", "configs/cloud.yaml", "--mqtt-port", "0")
+    assert done.returncode == 1
+    assert "command line (--mqtt-port): mqtt.port = 0: must be greater than or equal to 1" \
+        in done.stderr, done.stderr
+    done = _run("cloud_fallback", "run", "--config", "configs/cloud.yaml", block="cachetools")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "the cloud worker needs the cloud extra (cachetools is not installed): pip install " \
+           "'osprey[cloud]'" in done.stderr, done.stderr
+
+
+def test_eval_without_the_tools_extra_stops_before_reading_anything():
+    # --data does not exist: had eval run first, that would be the error
+    done = _run("edge_agent", "eval", "--model", "models/edge/osprey_edge_ssdlite.onnx",
+                "--data", "no/such/clip", block="pycocotools")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "edge-agent: error: edge-agent eval needs pycocotools: " \
+                                  "pip install 'osprey[tools]'"

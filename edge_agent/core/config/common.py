@@ -148,16 +148,23 @@ class DetectorModelConfig(Strict):
     nms_iou: float = Field(0.45, gt=0, le=1, description="IoU of class-wise NMS.")
     max_detections: int = Field(100, ge=1, le=10000, description="Per frame, after NMS.")
 
+    @field_validator("path")
+    @classmethod
+    def _model_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return value
+        if value.is_dir():
+            raise ValueError("is a directory: give the model file in it (an ONNX model, "
+                             ".onnx, or a TensorRT engine, .engine/.plan/.trt)")
+        if value.suffix.lower() not in (".onnx", ".engine", ".plan", ".trt"):
+            raise ValueError("must be an ONNX model (.onnx) or a TensorRT engine (.engine, "
+                             ".plan, .trt)")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> DetectorModelConfig:
         if self.classes is not None and self.classes_file is not None:
             raise ValueError("give classes or classes_file, not both")
-        if self.path is not None and self.path.suffix.lower() not in (".onnx", ".engine",
-                                                                      ".plan", ".trt"):
-            raise ValueError(
-                f"path {str(self.path)!r} must be an ONNX model (.onnx) or a TensorRT engine "
-                "(.engine, .plan, .trt)"
-            )
         return self
 
 

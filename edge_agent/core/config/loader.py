@@ -103,6 +103,31 @@ def load_config(model: type[M], path: str | Path, env_prefix: str,
     return config
 
 
+def validate_flags(model: type[M], data: dict[str, Any], flags: Mapping[Loc, str],
+                   what: str = "command line") -> M:
+    """Validate `data` built from command-line flags; a problem is reported in the config
+    errors' format, at the flag that set the value (`flags`: config location -> flag)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        sources = {loc: f"{what} ({flag})" for loc, flag in flags.items()}
+        raise ConfigFileError(what, _problems(exc, model, what, None, sources)) from None
+
+
+# The flags that set a detector's fields in the commands that take a model (detect, eval, ...).
+MODEL_FLAGS: dict[Loc, str] = {("path",): "--model", ("layout",): "--layout",
+                               ("classes_file",): "--classes", ("score_threshold",): "--score"}
+
+
+def flag_error(exc: ValidationError, flags: Mapping[Loc, str] = MODEL_FLAGS
+               ) -> ConfigFileError:
+    """A validation error of values given on the command line, in the config errors' format
+    (at the flag that set the value, where `flags` knows it)."""
+    what = "command line"
+    sources = {loc: f"{what} ({flag})" for loc, flag in flags.items()}
+    return ConfigFileError(what, _problems(exc, BaseModel, what, None, sources))
+
+
 def _interpolate(value: Any, loc: Loc, environ, problems, file, root) -> Any:
     if isinstance(value, dict):
         return {k: _interpolate(v, (*loc, k), environ, problems, file, root)
@@ -172,6 +197,8 @@ def _show(loc: Loc, err: dict) -> str | None:
     if loc and str(loc[-1]) in _SECRET_KEYS:
         return "'***'"
     value = err.get("input")
+    if isinstance(value, Path):
+        value = str(value)
     if isinstance(value, dict | list):
         text = repr(value)
         return redact(text if len(text) <= 60 else text[:57] + "...")

@@ -65,7 +65,7 @@ class EnsembleSettings:
     vehicle is there; of the group's boxes on one object, the class most supported stays."""
 
 
-def _wbf():
+def require_wbf():
     try:
         from ensemble_boxes import weighted_boxes_fusion
     except ImportError:
@@ -83,7 +83,7 @@ class EnsembleDetector:
             raise ConfigError("an ensemble needs at least one detector")
         self.detectors = list(detectors)
         self.s = settings
-        self._fuse = _wbf()
+        self._fuse = require_wbf()
         names: list[str] = []
         for d in self.detectors:
             names += [n for n in d.class_names if n not in names]

@@ -63,7 +63,7 @@ BROKEN = [
                  "offload.uncertain_band", "[0.7, 0.2]", "0 <= low < high <= 1", id="band"),
     pytest.param(GOOD_CAMERA + "model:\n  layout: yolo9000\n", 5, "model.layout",
                  "'yolo9000'", "'ssd'", id="bad-layout"),
-    pytest.param(GOOD_CAMERA + "model:\n  path: model.pt\n", 4, "model", None,
+    pytest.param(GOOD_CAMERA + "model:\n  path: model.pt\n", 5, "model.path", "'model.pt'",
                  "must be an ONNX model", id="model-suffix"),
     pytest.param(GOOD_CAMERA + "mqtt:\n  tls:\n    enabled: true\n    ca_file: /nope/ca.crt\n",
                  7, "mqtt.tls.ca_file", "'/nope/ca.crt'", "does not exist", id="tls-file"),

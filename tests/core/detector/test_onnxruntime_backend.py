@@ -52,8 +52,35 @@ def test_missing_and_broken_models_say_so(tmp_path):
         OnnxRuntimeBackend.from_config(tmp_path / "nope.onnx")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
-    with pytest.raises(ModelError, match=r"ONNX Runtime cannot load .*broken.onnx"):
+    with pytest.raises(ModelError, match=r"broken.onnx \(11 bytes\) is not a usable ONNX "
+                                         r"model: Protobuf parsing failed\. .*copy or export "
+                                         r"it again"):
         OnnxRuntimeBackend.from_config(broken)
+
+
+def test_damaged_models_are_named_with_what_to_do(tmp_path):
+    """Files that are not whole models: cut short, and a flipped byte in the metadata (the
+    graph still parses; ONNX Runtime's metadata call then fails with a bare codec error)."""
+    good = make_model(tmp_path / "m.onnx", "images", [1, 3, 64, 64], np.float32,
+                      {"output": np.zeros((1, 84, 7), np.float32)})
+    import onnx
+
+    m = onnx.load(str(good))
+    m.metadata_props.append(onnx.StringStringEntryProto(key="domain", value="synthetic"))
+    onnx.save(m, str(good))
+    data = good.read_bytes()
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(data[: len(data) // 3])
+    flipped = tmp_path / "flipped.onnx"
+    at = data.index(b"synthetic")
+    flipped.write_bytes(data[:at] + b"\x9a" + data[at + 1:])
+    for path in (cut, flipped):
+        with pytest.raises(ModelError) as info:
+            OnnxRuntimeBackend.from_config(path)
+        text = str(info.value)
+        assert f"{path} (" in text and "is not a usable ONNX model" in text
+        assert "copy or export it again" in text and "codec" not in text
+    assert "metadata is not text" in str(info.value)
 
 
 def test_cpu_session_reports_what_runs(tmp_path, caplog):

@@ -101,6 +101,20 @@ def intra_op_threads(runtime: RuntimeConfig, providers: list[str | tuple[str, di
     return max(1, (cores or available_cores()) - runtime.leave_cores)
 
 
+def damaged(path: str | Path, detail: str) -> str:
+    """What to say when a model file does not load: the reason in a line, and what to do."""
+    reason = detail.splitlines()[0] if detail else "unknown reason"
+    reason = (reason.split(" failed:", 1)[-1].strip() or reason).rstrip(".")  # ORT: path first
+    try:
+        size = f"{Path(path).stat().st_size:,} bytes"
+    except OSError:
+        size = "unreadable"
+    return (f"{path} ({size}) is not a usable ONNX model: {reason}. The file is damaged, "
+            "truncated or not an ONNX model: copy or export it again (a download that "
+            "stopped early looks like this); the bundled models are in models/, and "
+            "`edge-agent doctor` checks the configured one")
+
+
 class OnnxRuntimeBackend:
     """One ONNX Runtime session; `name` says which provider actually runs the model."""
 
@@ -109,7 +123,11 @@ class OnnxRuntimeBackend:
         self.source = source
         self.inputs = tuple(TensorSpec.from_ort(a) for a in session.get_inputs())
         self.outputs = tuple(TensorSpec.from_ort(a) for a in session.get_outputs())
-        self.metadata = dict(session.get_modelmeta().custom_metadata_map)
+        try:
+            self.metadata = dict(session.get_modelmeta().custom_metadata_map)
+        except UnicodeDecodeError as exc:  # a damaged file whose graph still parses
+            raise ModelError(damaged(source, f"its metadata is not text: {exc.reason} at byte "
+                                             f"{exc.start}")) from None
         self.provider = session.get_providers()[0]
         self.name = f"onnxruntime:{self.provider}"
         self._output_names = [o.name for o in self.outputs]
@@ -142,7 +160,7 @@ class OnnxRuntimeBackend:
             try:
                 return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
             except Exception as exc:  # ORT raises its own exception types for bad files
-                raise ModelError(f"ONNX Runtime cannot load {path}: {exc}") from None
+                raise ModelError(damaged(path, str(exc))) from None
 
         if any(isinstance(p, tuple) for p in providers):
             runtime.engine_cache_dir.expanduser().mkdir(parents=True, exist_ok=True)
