@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from edge_agent.core.cli import EXIT_OK
+from edge_agent.core.cli import EXIT_ERROR, EXIT_OK
 from edge_agent.core.config.loader import validate_flags
 from edge_agent.core.detector import Detector
 from edge_agent.core.metrics import MetricsServer
@@ -140,6 +140,7 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
     agent.start()
     started = time.monotonic()
     line = _SummaryLine(agent) if summary else None
+    undelivered = 0
     try:
         while not stop.is_set():
             if agent.wait(1.0):
@@ -152,7 +153,7 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
         agent.stop()
         if line:
             line.show(final=True)
-        publisher.stop()
+        undelivered = publisher.stop()
         if helper:
             helper.stop()
         if server:
@@ -162,6 +163,12 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
         if threading.current_thread() is threading.main_thread():
             for s, handler in previous.items():
                 signal.signal(s, handler)
+    if undelivered:
+        print(f"{undelivered} messages (detections, events, stats) were never delivered to "
+              f"the broker {host}:{port}: nothing a subscriber saw covers them. Check the "
+              "broker and mqtt.host/port; mqtt.flush_timeout_s sets how long a stop waits "
+              "for it", file=sys.stderr, flush=True)
+        return EXIT_ERROR
     return EXIT_OK
 
 

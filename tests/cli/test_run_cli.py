@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from agent_kit import decoded
 from listener import Listener
-from servers import free_port, wait_until
+from servers import free_port, mosquitto_server, wait_until
 
 from edge_agent.runtime.mqtt.embedded import broker_reachable
 
@@ -165,3 +165,60 @@ def test_demo_shows_the_whole_mission_within_a_minute():
     assert counted["refined"] >= len(cloud) and counted["cache hits"] >= len(cache) >= 1
     assert "Traceback" not in err
     assert [m.payload for m in got if m.topic == "osprey/demo/status"][-1] == b"stopped"
+
+
+def _file_run_config(tmp_path, port: int, device: str, flush_s: float):
+    config = tmp_path / f"{device}.yaml"
+    config.write_text(f"""
+device_id: {device}
+cameras:
+  - name: cam
+    url: "synthetic://?seed=33&seconds=1&width=320&height=180"
+mqtt:
+  host: 127.0.0.1
+  port: {port}
+  reconnect_min_s: 1
+  reconnect_max_s: 1
+  flush_timeout_s: {flush_s}
+metrics:
+  port: 0
+""")
+    return config
+
+
+def test_a_run_without_its_broker_says_nothing_was_delivered(tmp_path):
+    config = _file_run_config(tmp_path, free_port(), "nobroker", 1)
+    done = subprocess.run([*EDGE, "run", "--config", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    said = re.search(r"(\d+) messages \(detections, events, stats\) were never delivered to "
+                     r"the broker 127\.0\.0\.1:\d+", done.stderr)
+    assert said and int(said.group(1)) >= 15, done.stderr  # 30 frames of detections at least
+    assert "mqtt.flush_timeout_s" in done.stderr
+
+
+def test_a_stop_waits_for_a_late_broker_and_delivers_everything(tmp_path):
+    """The broker comes back while the agent, its file done, waits to deliver: every held
+    message arrives, in order, `stopped` last, and the run ends well."""
+    broker = mosquitto_server(tmp_path / "b")
+    config = _file_run_config(tmp_path, broker.port, "late", 60)
+    proc = subprocess.Popen([*EDGE, "run", "--config", str(config)], stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = ""
+        while "before stopping" not in line:
+            line = proc.stderr.readline()
+            assert line, "the agent ended without waiting to deliver"
+        waiting = int(re.search(r"delivering (\d+) messages", line).group(1))
+        broker.start()
+        listen = Listener(broker.port, "osprey/late/#")
+        msgs = listen.wait(lambda ms: any(m.payload == b"stopped" for m in ms), 30)
+        assert proc.wait(30) == 0, proc.stderr.read()
+        listen.close()
+    finally:
+        proc.kill()
+        broker.stop()
+    dets = decoded(msgs, "osprey/late/cam/detections", "detections")
+    assert len(dets) >= 15 and [d["seq"] for d in dets] == list(range(1, len(dets) + 1))
+    assert len(msgs) >= waiting  # the held messages, `online` and `stopped`
+    assert msgs[-1].payload == b"stopped"

@@ -60,7 +60,8 @@ class TlsConfig(Strict):
 
 class MqttConfig(Strict):
     host: str | None = Field(
-        None, description="Broker host. None: start an embedded Mosquitto (demo use only)."
+        None, description="Broker host. None: only `edge-agent demo` runs without one (it uses "
+        "localhost:1883 when a broker answers there, else starts its own)."
     )
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual for TLS).")
     protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version.")
@@ -77,6 +78,10 @@ class MqttConfig(Strict):
     message_expiry_s: int = Field(60, ge=1, description="MQTT v5 expiry of detections.")
     reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay.")
     reconnect_max_s: float = Field(60.0, gt=0, description="Cap of the reconnect backoff.")
+    flush_timeout_s: float = Field(
+        5.0, ge=0, le=3600, description="On stop, wait this long for the broker to take the "
+        "messages not yet delivered (held while it was away, or unacknowledged); what is left "
+        "is reported as never delivered.")
     tls: TlsConfig = Field(default_factory=TlsConfig)
 
     @field_validator("password", mode="before")

@@ -28,6 +28,17 @@ STREAMING: CameraState = "streaming"
 RECONNECTING: CameraState = "reconnecting"
 DOWN: CameraState = "down"
 _SLICE_S = 0.05
+REMIND_AFTER_S = (60.0, 600.0, 3600.0)
+"""A camera that stays unreachable is logged again this long after its first failure (then
+every hour)."""
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class Backoff:
@@ -66,7 +77,7 @@ class Camera:
     """Owns a FrameSource made by `opener` and a thread that keeps its newest frame."""
 
     def __init__(self, name: str, opener: Callable[[], FrameSource], backoff: Backoff,
-                 on_status: Callable[[str, str, str | None], None] | None = None,
+                 on_status: Callable[[str, str, str | None, int], None] | None = None,
                  on_frame: Callable[[], None] | None = None) -> None:
         self.name = name
         self._on_frame = on_frame or (lambda: None)
@@ -75,6 +86,10 @@ class Camera:
         self._on_status = on_status or (lambda *_: None)
         self.stats = CaptureStats()
         self.state: CameraState | None = None
+        self.attempts = 0
+        """Failed opens or reads since the camera last streamed."""
+        self._failing_since = 0.0
+        self._reminders = 0
         self._slot: Frame | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -129,7 +144,10 @@ class Camera:
             quiet = state == STREAMING or (state == DOWN and reason in ("stopped", "end of stream"))
             log.log(logging.INFO if quiet else logging.WARNING,
                     "camera %s: %s%s", self.name, state, f" ({redact(reason)})" if reason else "")
-            self._on_status(self.name, state, redact(reason) if reason else None)
+            self._on_status(self.name, state, redact(reason) if reason else None, self.attempts)
+        elif state == RECONNECTING:
+            # the same state, one more attempt: the retained status says how many, and why
+            self._on_status(self.name, state, redact(reason) if reason else None, self.attempts)
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -168,6 +186,7 @@ class Camera:
                 return
             if self.state != STREAMING:
                 self._backoff.reset()
+                self.attempts = self._reminders = 0
                 self._status(STREAMING)
             self.stats.frames_in += 1
             with self._cond:
@@ -180,5 +199,23 @@ class Camera:
     def _failed(self, reason: str) -> None:
         self.stats.last_error = redact(reason)
         self.stats.reconnects += 1
+        now = time.monotonic()
+        if self.attempts == 0:
+            self._failing_since = now
+        self.attempts += 1
         self._status(RECONNECTING, reason)
+        self._remind(now, reason)
         self._sleep(self._backoff.next())
+
+    def _remind(self, now: float, reason: str) -> None:
+        """While the camera stays unreachable, say so again at a falling rate (after 1, 10
+        and 60 minutes, then hourly), with the attempts so far: a log read hours later still
+        shows the camera is down and why."""
+        failing = now - self._failing_since
+        due = REMIND_AFTER_S[self._reminders] if self._reminders < len(REMIND_AFTER_S) \
+            else REMIND_AFTER_S[-1] * (self._reminders - len(REMIND_AFTER_S) + 2)
+        if failing < due:
+            return
+        self._reminders += 1
+        log.warning("camera %s: still %s after %d attempts over %s (%s)", self.name,
+                    RECONNECTING, self.attempts, _duration(failing), redact(reason))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,6 +50,7 @@ class OpenCVSource:
         if self.kind == "stream":
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)]
+        started = time.monotonic()
         self.cap = cv2.VideoCapture(target, api, params)
         if not self.cap.isOpened():
             hint = {
@@ -57,6 +59,8 @@ class OpenCVSource:
                 "stream": "is the address reachable and are the credentials right?",
                 "file": "OpenCV cannot decode it",
             }[self.kind]
+            if self.kind == "stream":
+                hint = stream_failure(url, time.monotonic() - started, open_timeout_s) or hint
             raise SourceError(redact(f"camera {name}: cannot open {url}: {hint}"))
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self._index = 0
@@ -88,6 +92,32 @@ class OpenCVSource:
 
     def close(self) -> None:
         self.cap.release()
+
+
+def stream_failure(url: str, elapsed_s: float, timeout_s: float) -> str | None:
+    """Why a stream did not open, where it can be told: the server did not answer in time,
+    refused the connection, or its host name is unknown. None: no better reason than OpenCV's
+    silence (a wrong path or credentials, an unsupported codec)."""
+    if elapsed_s >= 0.9 * timeout_s:
+        return (f"timed out: no video within open_timeout_s ({timeout_s:g} s); the server "
+                "took the connection but sent nothing: is it streaming, and is the path right?")
+    parts = urlsplit(url)
+    default = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
+    try:
+        host, port = parts.hostname, parts.port or default.get(parts.scheme)
+    except ValueError:
+        return None
+    if not host or not port:
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=min(2.0, timeout_s)):
+            return None
+    except socket.gaierror:
+        return f"unknown host {host!r}: check the address (DNS)"
+    except ConnectionRefusedError:
+        return f"connection refused by {host}:{port}: is the server running on that port?"
+    except OSError as exc:
+        return f"cannot reach {host}:{port} ({exc.strerror or exc})"
 
 
 def gstreamer_in_build_info(text: str) -> bool:

@@ -271,7 +271,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "v": {"const": SCHEMA_VERSION},
             "state": {"enum": ["streaming", "reconnecting", "down"]},
             "reason": {"type": ["string", "null"]},
-            "since": {"type": "number"},
+            "since": {"type": "number", "description": "when the camera entered this state"},
+            "attempts": {"type": "integer", "minimum": 0,
+                         "description": "failed opens or reads since it last streamed"},
         },
         "additionalProperties": False,
     },
@@ -294,8 +296,12 @@ def detections_payload(*, device: str, camera: str, seq: int, frame: int, captur
             "model": model, "width": width, "height": height, "detections": items}
 
 
-def camera_status_payload(state: str, reason: str | None) -> dict[str, Any]:
-    return {"v": SCHEMA_VERSION, "state": state, "reason": reason, "since": round(time.time(), 3)}
+def camera_status_payload(state: str, reason: str | None, attempts: int = 0,
+                          since: float | None = None) -> dict[str, Any]:
+    """`since`: when the camera entered `state` (now when None); `attempts`: failed opens or
+    reads since it last streamed."""
+    return {"v": SCHEMA_VERSION, "state": state, "reason": reason,
+            "since": round(time.time() if since is None else since, 3), "attempts": attempts}
 
 
 def _answer_head(device: str, answer: Answer) -> dict[str, Any]:

@@ -79,6 +79,8 @@ class Publisher:
         self.stats = PublishStats()
         self.connected = threading.Event()
         self._stopping = False
+        self.undelivered = 0
+        """After stop(): messages that never reached the broker."""
         self._held: deque[_Held] = deque()
         self._subscriptions: dict[str, int] = {}
         self.on_connected: list[Callable[[], None]] = []
@@ -99,13 +101,21 @@ class Publisher:
         self.client.loop_start()
         return self
 
-    def stop(self, timeout: float = 3.0) -> None:
-        """Clean exit: retained `stopped`, then disconnect (the will is not sent). Idempotent."""
+    def stop(self, timeout: float | None = None) -> int:
+        """Clean exit: the messages not yet delivered first (waiting up to `timeout`, default
+        mqtt.flush_timeout_s, also for a broker that is away to come back), then retained
+        `stopped`, then disconnect (the will is not sent). Returns how many messages were
+        never delivered (also kept in `undelivered`). Idempotent."""
         if self._stopping:
-            return
+            return self.undelivered
         self._stopping = True
+        timeout = self.config.flush_timeout_s if timeout is None else timeout
         end = time.monotonic() + timeout
-        while self._held and self.connected.is_set() and time.monotonic() < end:
+        waiting = self.unsent()
+        if waiting and timeout > 0:
+            log.info("delivering %d messages before stopping (up to %g s%s)", waiting, timeout,
+                     "" if self.connected.is_set() else "; the broker is away")
+        while self.unsent() and time.monotonic() < end:
             time.sleep(0.02)  # held messages first, so `stopped` is the last word
         info = self.publish_raw(self.topics.status, b"stopped", qos=1, retain=True)
         if info is not None and info is not HELD and self.connected.is_set():
@@ -113,6 +123,23 @@ class Publisher:
                 info.wait_for_publish(max(0.1, end - time.monotonic()))
         self.client.disconnect()
         self.client.loop_stop()
+        with self._lock:
+            # not `stopped` itself: without a broker it could not go out either way
+            self.undelivered = max(0, self.unsent() - 1) if info is HELD or (
+                info is not None and not info.is_published()) else self.unsent()
+        if self.undelivered:
+            log.warning("%d messages were never delivered: the broker %s:%d %s (%d dropped "
+                        "earlier when the queue was full); raise mqtt.flush_timeout_s to "
+                        "wait longer on stop", self.undelivered, self.host, self.port,
+                        "was unreachable" if not self.stats.connects else
+                        "did not take them in time", self.stats.dropped)
+        return self.undelivered
+
+    def unsent(self) -> int:
+        """Messages published here that the broker has not acknowledged: held while it was
+        away, or handed to paho and unacknowledged (QoS > 0)."""
+        s = self.stats
+        return max(len(self._held), s.published - s.acked - s.unsent_held)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

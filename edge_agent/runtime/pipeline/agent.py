@@ -150,8 +150,12 @@ class Agent:
         p = self.by_name.get(camera)
         return p.perspective.line if p is not None else None
 
-    def _camera_status(self, name: str, state: str, reason: str | None) -> None:
-        payload = camera_status_payload(state, reason)
+    def _camera_status(self, name: str, state: str, reason: str | None,
+                       attempts: int = 0) -> None:
+        before = self._camera_states.get(name)
+        same = before is not None and before["state"] == state
+        payload = camera_status_payload(state, reason, attempts,
+                                        since=before["since"] if same else None)
         self._camera_states[name] = payload
         self.publisher.publish_json(self.topics.camera(name, "status"), payload, qos=1,
                                     retain=True)

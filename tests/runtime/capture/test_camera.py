@@ -10,8 +10,9 @@ import time
 import pytest
 from servers import wait_until
 
+from edge_agent.core.errors import SourceError
 from edge_agent.runtime.capture.camera import DOWN, RECONNECTING, STREAMING, Backoff, Camera
-from edge_agent.runtime.capture.opencv import OpenCVSource
+from edge_agent.runtime.capture.opencv import OpenCVSource, stream_failure
 from edge_agent.tools.sim.source import SyntheticSource
 
 
@@ -31,14 +32,21 @@ def test_backoff_doubles_up_to_the_cap_with_jitter():
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str | None]] = []
+        self.attempts: list[int] = []
         self.lock = threading.Lock()
 
-    def __call__(self, name: str, state: str, reason: str | None) -> None:
+    def __call__(self, name: str, state: str, reason: str | None, attempts: int) -> None:
         with self.lock:
             self.events.append((state, reason))
+            self.attempts.append(attempts)
 
     def states(self) -> list[str]:
-        return [s for s, _ in self.events]
+        """The states in order, each run of one state once."""
+        out: list[str] = []
+        for s, _ in self.events:
+            if not out or out[-1] != s:
+                out.append(s)
+        return out
 
 
 def test_slow_consumer_gets_fresh_frames_and_drops_are_counted():
@@ -141,3 +149,82 @@ def test_gstreamer_support_is_read_from_the_build_information(text, expected):
     from edge_agent.runtime.capture.opencv import gstreamer_in_build_info
 
     assert gstreamer_in_build_info(text) is expected
+
+
+def test_an_unreachable_camera_counts_attempts_and_says_so_again_at_a_falling_rate(
+        tmp_path, monkeypatch, caplog):
+    import logging
+
+    import edge_agent.runtime.capture.camera as camera_module
+
+    # 1, 10, 60 minutes in production; here the same rule in tenths of a second
+    monkeypatch.setattr(camera_module, "REMIND_AFTER_S", (0.3, 0.9, 1.5))
+    caplog.set_level(logging.WARNING, "osprey.capture")
+    rec = Recorder()
+    cam = Camera("door", lambda: OpenCVSource("door", str(tmp_path / "none.mp4")),
+                 Backoff(0.05, 0.05, 0.0), on_status=rec).start()
+    try:
+        assert wait_until(lambda: cam.attempts >= 1)
+        started = time.monotonic()
+        # past 1.5 s of failing (the third reminder), well before 3 s (the fourth)
+        assert wait_until(lambda: time.monotonic() - started >= 2.0, 5)
+    finally:
+        cam.stop()
+    # every attempt updates the status with its count and reason
+    counted = [a for (s, _), a in zip(rec.events, rec.attempts, strict=True)
+               if s == RECONNECTING]
+    assert counted[:5] == [1, 2, 3, 4, 5] and counted == sorted(counted)
+    assert all("not found" in r for s, r in rec.events if s == RECONNECTING)
+    lines = [r.getMessage() for r in caplog.records if r.name == "osprey.capture"]
+    first = [ln for ln in lines if ln.startswith("camera door: reconnecting")]
+    again = [ln for ln in lines if "still reconnecting" in ln]
+    assert len(first) == 1, lines
+    # three reminders, not one per attempt, each with the attempts so far and the reason
+    assert len(again) == 3, lines
+    counts = [int(ln.split(" after ")[1].split()[0]) for ln in again]
+    assert counts == sorted(counts) and counts[0] >= 3 and "not found" in again[-1]
+
+
+def test_attempts_start_again_after_the_camera_streams(tmp_path, real_data):
+    clip = tmp_path / "later.mp4"
+    rec = Recorder()
+    cam = Camera("door", lambda: OpenCVSource("door", str(clip)), Backoff(0.05, 0.05, 0.0),
+                 on_status=rec).start()
+    try:
+        assert wait_until(lambda: cam.attempts >= 3)
+        shutil.copy(real_data / "pedestrian_survaillance.mp4", clip)
+        assert wait_until(lambda: cam.state == STREAMING)
+        assert cam.attempts == 0
+    finally:
+        cam.stop()
+    at = [s for s, _ in rec.events].index(STREAMING)
+    assert rec.attempts[at] == 0 and rec.attempts[at - 1] >= 3
+
+
+def test_a_stream_that_does_not_open_says_why(monkeypatch):
+    """A server that takes the connection and sends nothing (timed out), a closed port
+    (refused) and a name that does not resolve: three reasons, each with what to check."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    silent = server.getsockname()[1]
+    closed_sock = socket.socket()
+    closed_sock.bind(("127.0.0.1", 0))
+    closed = closed_sock.getsockname()[1]
+    closed_sock.close()
+    try:
+        start = time.monotonic()
+        with pytest.raises(SourceError) as info:
+            OpenCVSource("cam", f"rtsp://127.0.0.1:{silent}/live", open_timeout_s=1.0)
+        assert time.monotonic() - start < 5
+        assert "timed out: no video within open_timeout_s (1 s)" in str(info.value)
+        with pytest.raises(SourceError) as info:
+            OpenCVSource("cam", f"rtsp://127.0.0.1:{closed}/live", open_timeout_s=1.0)
+        assert f"connection refused by 127.0.0.1:{closed}" in str(info.value)
+    finally:
+        server.close()
+    assert "unknown host 'no-such-camera.invalid'" in stream_failure(
+        "rtsp://no-such-camera.invalid/live", 0.01, 10.0)
+    assert stream_failure("rtsp://user:pw@127.0.0.1:9/x", 10.0, 10.0).startswith("timed out")

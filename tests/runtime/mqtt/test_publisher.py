@@ -135,3 +135,27 @@ def test_username_and_password_from_the_config(tmp_path, caplog):
         bad.stop()
     finally:
         broker.stop()
+
+
+def test_online_is_said_once_per_connect(tmp_path):
+    broker = mosquitto_server(tmp_path / "b").start()
+    first = Listener(broker.port, "osprey/dev6/status")
+    pub = Publisher(MqttConfig(host="127.0.0.1", port=broker.port, reconnect_min_s=1,
+                               reconnect_max_s=1), "dev6").start()
+    try:
+        first.wait(lambda m: b"online" in payloads(m, "osprey/dev6/status"))
+        time.sleep(1.0)  # a second `online` would have come by now
+        assert payloads(first.messages, "osprey/dev6/status") == [b"online"]
+        first.close()
+        broker.stop()
+        assert wait_until(lambda: not pub.connected.is_set())
+        broker.start()
+        again = Listener(broker.port, "osprey/dev6/status")  # before the agent's reconnect
+        again.wait(lambda m: b"online" in payloads(m, "osprey/dev6/status"), 15)
+        time.sleep(1.0)
+        assert payloads(again.messages, "osprey/dev6/status") == [b"online"]
+        assert pub.stats.connects == 2
+        again.close()
+    finally:
+        pub.stop()
+        broker.stop()

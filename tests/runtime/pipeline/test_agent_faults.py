@@ -137,7 +137,8 @@ def test_a_network_camera_that_goes_away_is_recovered(mosquitto):
     finally:
         cam.stop()
         listen.close()
-    s = states(listen.messages)
+    s = [x for i, x in enumerate(states(listen.messages))
+         if i == 0 or x != states(listen.messages)[i - 1]]  # one per run of attempts
     assert s[:3] == ["streaming", "reconnecting", "streaming"]
     assert agent.pipelines[0].camera.stats.reconnects >= 1
     dets = decoded(listen.messages, f"osprey/{cfg.device_id}/ip/detections", "detections")
@@ -169,8 +170,15 @@ def test_a_camera_that_never_answers_does_not_stop_the_others(mosquitto):
     alive = decoded(msgs, f"{base}/alive/detections", "detections")
     assert len(alive) == agent.pipelines[1].processed >= 60  # of 120 frames in 4 s
     assert [d["seq"] for d in alive] == list(range(1, len(alive) + 1))
-    dead = [s["state"] for s in decoded(msgs, f"{base}/dead/status", "camera_status")]
+    status = decoded(msgs, f"{base}/dead/status", "camera_status")
+    dead = [s["state"] for s in status]
     assert dead and set(dead) <= {"reconnecting", "down"} and dead[0] == "reconnecting"
+    # each attempt is in the retained status: its count, why (it timed out), and since when
+    trying = [s for s in status if s["state"] == "reconnecting"]
+    assert [s["attempts"] for s in trying] == list(range(1, len(trying) + 1))
+    assert len(trying) >= 2 and len({s["since"] for s in trying}) == 1
+    assert all("timed out: no video within open_timeout_s (1 s)" in s["reason"]
+               for s in trying)
     assert agent.pipelines[0].camera.stats.reconnects >= 2
     assert agent.pipelines[0].processed == 0
     assert not any(b"hunter2" in m.payload for m in msgs), "a camera password was published"
