@@ -1,7 +1,7 @@
 """The worker's answer recipe, as a pure function the worker and the benchmarks both call:
 the detector's detections on a window's keyframes -> fused across the keyframes -> the answer's
-score floor -> the image-text model's second opinion and text-query matches -> the floor
-again (the opinion rescored them)."""
+score floor -> one label per object -> the image-text model's second opinion and text-query
+matches -> the floor again (the opinion rescored them)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 from cloud_fallback.fusion import FUSION_WEIGHT, fuse_keyframes
 from cloud_fallback.opinion import TextOpinion
 from edge_agent.core.detector.detections import Detections
+from edge_agent.core.detector.nms import one_label_per_object
 from edge_agent.core.protocol import WireMatch
 
 
@@ -52,7 +53,9 @@ def refine(per_frame: list[Detections], recipe: Recipe, *, opinion: TextOpinion 
     if recipe.fuse:
         per_frame = fuse_keyframes(per_frame, recipe.fusion_weight)
     floor = recipe.min_score
-    per_frame = [d[d.score >= floor] for d in per_frame]
+    # one box per object before the opinion and the matches: a query then matches an
+    # object once, under its best-supported label
+    per_frame = [one_label_per_object(d[d.score >= floor]) for d in per_frame]
     matches: list[WireMatch] = []
     if opinion is not None:
         if keyframes is None:

@@ -201,3 +201,42 @@ def test_unknown_words_when_the_unknown_token_also_ends_every_text(tmp_path):
     model = TextImageModel.load(clip_style_folder(tmp_path, unk="<|endoftext|>"))
     assert model.read_query("a red box") == ("a red box", [])
     assert model.read_query("a xyzzy box")[1] == ["xyzzy"]
+
+
+def test_a_query_matches_one_object_once_under_its_best_label():
+    """A detector that answers one car three times (car, dog, cyclist: class-wise NMS keeps
+    such duplicates): the recipe keeps the best-supported box, and "red car" matches it once;
+    a person on a bicycle keeps both boxes."""
+    from cloud_fallback.opinion import TextOpinion
+    from cloud_fallback.recipe import Keyframes, Recipe, refine
+    from edge_agent.core.detector.detections import Detections
+
+    names = ("person", "car", "truck", "cyclist", "dog", "bicycle")
+    world = SyntheticWorld(WorldOptions.from_preset("easy", seed=1003))
+    car = None
+    for index in range(0, 30 * 120, 30):
+        rendered, truth = world.render(index)
+        car = next((o for o in truth.visible() if o.cls == "car" and o.colour == "red"
+                    and o.visible_px > 400 and o.occlusion < 0.1 and o.truncation == 0), None)
+        if car is not None:
+            break
+    assert car is not None, "the world shows no clear red car"
+    x0, y0, x1, y1 = car.box
+    shifted = [x0 + 2, y0 + 1, x1 + 1, y1 - 1]
+    rider = [100, 100, 140, 200]
+    bike = [98, 140, 142, 205]
+    dets = Detections(np.array([car.box, shifted, car.box, rider, bike], np.float32),
+                      np.array([0.9, 0.5, 0.4, 0.8, 0.7], np.float32),
+                      np.array([1, 4, 3, 0, 5], np.int32), names)
+    model = TextImageModel.load(bundled_text_model())
+    opinion = TextOpinion(model, names, 0.0, 0.5, 8, 32)
+    image = rendered.image
+    [answer], matches = refine(
+        [dets], Recipe(fuse=False, min_score=0.2), opinion=opinion,
+        keyframes=Keyframes(images=[image], indices=[index], scales=[(1.0, 1.0)]),
+        queries=["red car"])
+    labels = sorted(names[c] for c in answer.class_id)
+    assert labels == ["bicycle", "car", "person"], labels
+    red = [m for m in matches if m.query == "red car"]
+    assert len(red) == 1 and red[0].label == "car"
+    assert red[0].box == [round(float(v), 1) for v in np.array(car.box, np.float32)]

@@ -1,9 +1,15 @@
-"""Class-wise non-maximum suppression on the host, for layouts without NMS in the graph."""
+"""Class-wise non-maximum suppression on the host, for layouts without NMS in the graph, and
+one label per object in an answer."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from edge_agent.core.detector.detections import Detections
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -41,3 +47,28 @@ def nms(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou: float,
     kept = np.asarray(idx, np.int64).reshape(-1)
     kept = kept[np.argsort(-score[kept], kind="stable")]
     return kept[:max_keep]
+
+
+# Objects that are really seen together, box on box: a rider and the bike keep both boxes.
+TOGETHER = frozenset({frozenset({"person", "bicycle"}), frozenset({"person", "motorbike"}),
+                      frozenset({"person", "motorcycle"}), frozenset({"person", "horse"})})
+
+
+def one_label_per_object(dets: Detections, iou: float = 0.7) -> Detections:
+    """Boxes of different classes over one object (IoU >= `iou`: class-wise NMS leaves such
+    duplicates, e.g. one car answered as car, dog and cyclist) collapse to the best-supported
+    one, the highest score. Pairs in TOGETHER (a person on a bicycle) are not duplicates."""
+    if len(dets) < 2:
+        return dets
+    order = np.argsort(-dets.score, kind="stable")
+    overlap = iou_matrix(dets.xyxy[order], dets.xyxy[order])
+    names = dets.class_names
+    label = [names[c] if c < len(names) else f"class_{c}" for c in dets.class_id[order]]
+    keep: list[int] = []
+    for i in range(len(order)):
+        if not any(overlap[i, j] >= iou and label[i] != label[j]
+                   and frozenset((label[i], label[j])) not in TOGETHER for j in keep):
+            keep.append(i)
+    if len(keep) == len(order):
+        return dets
+    return dets[np.sort(order[keep])]
