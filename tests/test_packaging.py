@@ -45,8 +45,8 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_run_command_installs_the_demo_and_runs_it():
-    """The README's one-command start: the `demo` extra (embedded broker) and `edge-agent
-    demo` (tests/agent/test_run_cli.py runs the demo itself)."""
+    """The README's one-command start: the `demo` extra (embedded broker, cloud worker) and
+    `edge-agent demo` (tests/cli/test_run_cli.py runs the demo itself)."""
     readme = (REPO / "README.md").read_text()
     command = re.search(r"<!-- run-command -->\s*```bash\n(.+?)\n```", readme, re.S)
     assert command, "README.md must hold the run command after <!-- run-command -->"
@@ -55,6 +55,8 @@ def test_readme_run_command_installs_the_demo_and_runs_it():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
     assert "amqtt" in names(extras["demo"])
+    # the demo runs a cloud worker too: what it imports with the bundled models
+    assert {"cachetools", "tokenizers"} <= names(extras["demo"])
 
 
 def generator(script: str):

@@ -105,3 +105,19 @@ def test_eval_without_the_tools_extra_stops_before_reading_anything():
     assert done.returncode == 1
     assert done.stderr.strip() == "edge-agent: error: edge-agent eval needs pycocotools: " \
                                   "pip install 'osprey[tools]'"
+
+
+def test_the_demo_config_file_is_the_demos_defaults():
+    """configs/demo.yaml (for `run --config` against a real broker and worker) and what
+    `edge-agent demo` runs without a config are the same camera, window and offload."""
+    import argparse
+
+    from edge_agent.cli.demo import demo_config
+    from edge_agent.runtime.config import EdgeConfig, load_edge_config
+
+    defaults = EdgeConfig.model_validate(demo_config(argparse.Namespace(
+        config=None, source=None, cloud=True)))
+    file = load_edge_config("configs/demo.yaml")
+    for part in ("device_id", "cameras", "window", "offload"):
+        assert getattr(file, part) == getattr(defaults, part), part
+    assert file.offload.enabled and file.cameras[0].text_queries

@@ -3,6 +3,7 @@ back, a camera never answers. The agent keeps going through each."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -20,18 +21,65 @@ def seqs(messages, topic: str) -> set[int]:
     return {d["seq"] for d in decoded(messages, topic, "detections")}
 
 
-def test_broker_restart_mid_stream_loses_nothing_within_the_bound(tmp_path):
+class AckLedger:
+    """What the broker acknowledged to the agent, message by message: the agent's paho client
+    is wrapped so that each publish records its message id and what it carried, and each
+    PUBACK its id. A message the broker acknowledged is the broker's to deliver: if it dies
+    before doing so (no persistence here), that loss is the broker's, not Osprey's."""
+
+    def __init__(self, publisher, base: str) -> None:
+        self.carried: dict[int, tuple[str, object]] = {}
+        self.acked: set[int] = set()
+        client = publisher.client
+        publish, on_publish = client.publish, client.on_publish
+
+        def recording_publish(topic, payload=None, qos=0, retain=False, properties=None):
+            info = publish(topic, payload, qos, retain, properties)
+            key = _key(topic, payload, base)
+            if key is not None and qos > 0:
+                self.carried[info.mid] = key
+            return info
+
+        def recording_ack(c, userdata, mid, reason_code, properties):
+            self.acked.add(mid)
+            on_publish(c, userdata, mid, reason_code, properties)
+
+        client.publish = recording_publish
+        client.on_publish = recording_ack
+
+    def acknowledged(self, kind: str) -> set:
+        return {key for mid, (k, key) in list(self.carried.items())
+                if k == kind and mid in self.acked}
+
+
+def _key(topic: str, payload, base: str):
+    if topic == f"{base}/cam/detections":
+        return "detections", json.loads(payload)["seq"]
+    if topic == f"{base}/cam/events":
+        e = json.loads(payload)
+        return "events", (e["event_id"], e["type"], e["frame"])
+    return None
+
+
+def test_broker_restart_mid_stream_osprey_loses_nothing(tmp_path):
+    """The broker is killed mid-stream and comes back. Every detection and event reaches a
+    subscriber, except those the broker had already acknowledged when it died (it runs
+    without persistence, and on a busy machine its queue to a slow subscriber can hold many):
+    what the broker loses is measured, message by message, not allowed for with a margin."""
     broker = mosquitto_server(tmp_path / "broker").start()
     agent, publisher, cfg = make_agent(broker.port, [
         {"name": "cam", "url": "synthetic://?seed=21&preset=normal"}],
         mqtt={"max_queued_messages": 5000})
     base = f"osprey/{cfg.device_id}"
+    ledger = AckLedger(publisher, base)
     before = Listener(broker.port, f"{base}/#")
     try:
         agent.start()
         before.wait(lambda ms: len(seqs(ms, f"{base}/cam/detections")) >= 15, 20)
         broker.stop()
         assert wait_until(lambda: not publisher.connected.is_set(), 5)
+        # what the broker had taken responsibility for when it died
+        acked_at_kill = {k: ledger.acknowledged(k) for k in ("detections", "events")}
         outage_start = agent.pipelines[0].seq
         time.sleep(2.5)  # the camera and the detector go on; QoS 1 messages wait in the queue
         assert agent.pipelines[0].seq > outage_start + 30
@@ -63,22 +111,21 @@ def test_broker_restart_mid_stream_loses_nothing_within_the_bound(tmp_path):
         broker.stop()
     got = seqs(before.messages, f"{base}/cam/detections") | \
         seqs(msgs_after, f"{base}/cam/detections")
-    # Every detection of the outage arrived after it, and everything since: no gap from the
-    # first one the agent held to the last one seen. (A message the broker had acknowledged
-    # when it was killed is the broker's to lose: it runs without persistence here.)
-    assert set(range(outage_start + 1, last + 1)) <= got
-    assert len(got & set(range(1, outage_start + 1))) >= outage_start - 20
+    broker_lost = acked_at_kill["detections"] - got
+    # Every detection from the first to the last arrived, or the dead broker had taken it:
+    # nothing is missing that Osprey still held or that was in flight unacknowledged.
+    assert set(range(1, last + 1)) - got <= broker_lost
+    assert set(range(outage_start + 1, last + 1)) <= got  # held through the outage: all came
     assert publisher.stats.dropped == 0
-    # Every event arrived too, those of the outage included (QoS 1, no expiry); a message in
-    # flight when the broker died may come twice, so compare distinct ones. As with
-    # detections, one the broker had acknowledged when it was killed is the broker's to lose;
-    # the events of the outage and after it all come (they were held by the agent).
     events = decoded(before.messages + msgs_after, f"{base}/cam/events", "events")
     received = {(e["event_id"], e["type"], e["frame"]) for e in events}
+    sent = {key for k, key in ledger.carried.values() if k == "events"}
     counts = agent.pipelines[0].events.counts
-    total = counts.new + counts.update + counts.end
-    assert total - 2 <= len(received) <= total
-    assert sum(e["type"] == "end" for e in events) >= counts.end - 2
+    assert len(sent) == counts.new + counts.update + counts.end
+    assert sent - received <= acked_at_kill["events"]  # a message may come twice: sets
+    print(f"the broker lost {len(broker_lost)} detections and "
+          f"{len(acked_at_kill['events'] - received)} events it had acknowledged; "
+          f"Osprey lost none of {last} detections and {len(sent)} events")
 
 
 def test_a_small_queue_bound_drops_and_counts_the_overflow(tmp_path):
