@@ -87,3 +87,69 @@ def test_a_few_steps_reduce_the_loss_and_the_export_matches_pytorch(tmp_path):
         want_txt = text_net(ids[:8], mask[:8]).numpy()
     assert np.allclose(model.encode_crops(data.crops[:8]), want_img, atol=1e-4)
     assert np.allclose(model.encode_texts([c for c, _ in caps[:8]]), want_txt, atol=1e-4)
+
+
+def test_an_attribute_a_crop_does_not_give_is_left_out_of_the_loss():
+    """A real crop's colour (when the colour reader abstains) and facing are unknown: a
+    caption naming them is neither a positive nor a negative for it, unless another word of
+    the caption already contradicts it."""
+    from models.training.textimage import ALL_CLASSES, UNKNOWN, targets
+
+    bus, car = ALL_CLASSES.index("bus"), ALL_CLASSES.index("car")
+    red, grey = COLOUR_NAMES.index("red"), COLOUR_NAMES.index("grey")
+    crops = np.array([[bus, UNKNOWN, UNKNOWN], [car, grey, UNKNOWN], [car, red, 0]])
+    captions = np.array([[bus, -1, -1],      # "a bus"
+                         [bus, red, -1],     # "a red bus"
+                         [car, red, -1],     # "a red car"
+                         [-1, grey, -1],     # "something grey"
+                         [car, -1, 1]])      # "a car facing right"
+    labels, weights = targets(crops, captions)
+    assert labels.tolist() == [[1, 0, 0, 0, 0], [0, 0, 0, 1, 0], [0, 0, 1, 0, 0]]
+    assert weights.tolist() == [[1, 0, 1, 0, 1],   # colour unknown: "a red bus" left out
+                                [1, 1, 1, 1, 0],   # facing unknown: left out
+                                [1, 1, 1, 1, 1]]
+    assert (positives(crops, captions) == labels).all()
+    # and captions say only what is known
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        text, constraint = caption(bus, UNKNOWN, UNKNOWN, rng)
+        assert constraint[1] < 0 and constraint[2] < 0 and "facing" not in text
+
+
+def test_real_crops_take_the_labels_class_and_the_colour_read_from_pixels(tmp_path, real_data):
+    """A teacher-format label folder over a real clip: the crop of a labelled car comes with
+    its class and a colour name read from its pixels; ignore regions are left out."""
+    import json
+
+    import cv2
+
+    from models.training.textimage import ALL_CLASSES, real_crops
+
+    video = real_data / "vehicle_survaillance.mp4"
+    cap = cv2.VideoCapture(str(video))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    h, w = frame.shape[:2]
+    box = [w * 0.3, h * 0.3, w * 0.6, h * 0.7]
+    (tmp_path / "meta.json").write_text(json.dumps({
+        "source": str(video), "clip": "vehicle_survaillance", "classes": ["person", "car"]}))
+    unknown = {k: "unknown" for k in ("colour", "size", "state", "facing")}
+    objects = [{"track_id": -1, "class": "car", "class_id": 2, "attributes": unknown,
+                "box": box, "full_box": box,
+                "visible_px": 1, "occlusion": 0.0, "truncation": 0.0, "score": 0.9},
+               {"track_id": -1, "class": "person", "class_id": 1, "attributes": unknown,
+                "box": box, "full_box": box,
+                "visible_px": 1, "occlusion": 0.0, "truncation": 0.0, "score": 0.3,
+                "ignore": True}]
+    (tmp_path / "truth.jsonl").write_text(json.dumps({
+        "frame": 0, "t": 0.0, "scene": {"segment": 0, "scene_id": "s", "kind": "fresh",
+                                        "base_segment": None, "added_track_id": None},
+        "light": 1.0, "objects": objects}) + "\n")
+    data = real_crops([tmp_path], 48, 0.15, np.random.default_rng(0))
+    assert data.crops.shape == (1, 48, 48, 3)
+    cls, colour, facing = data.attrs[0].tolist()
+    assert ALL_CLASSES[cls] == "car" and facing < 0
+    from models.training.colours import crop_colour
+    expected = crop_colour(frame, np.array(box, np.float32), "car")
+    assert colour == (COLOUR_NAMES.index(expected) if expected else -1)

@@ -36,6 +36,24 @@ def find(specs: tuple[TensorSpec, ...], *keys: str) -> TensorSpec | None:
     return next((s for s in specs if s.key in keys), None)
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) without overflow warnings."""
+    return np.exp(-np.logaddexp(0, -x))
+
+
+def cxcywh_to_xyxy(b: np.ndarray) -> np.ndarray:
+    half = b[:, 2:4] / 2
+    return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1)
+
+
+def top(score: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first (torch.topk's order)."""
+    if k >= score.size:
+        return np.argsort(-score, kind="stable")
+    part = np.argpartition(-score, k - 1)[:k]
+    return part[np.argsort(-score[part], kind="stable")]
+
+
 def input_size(spec: TensorSpec, layout: str, default: int = 640) -> tuple[int, int]:
     """(width, height) of an image input; a dynamic size falls back to `default`."""
     h_i, w_i = (2, 3) if layout == "NCHW" else (1, 2)
@@ -43,21 +61,26 @@ def input_size(spec: TensorSpec, layout: str, default: int = 640) -> tuple[int, 
 
 
 class Adapter:
-    """Shared plumbing: one image input, thresholds, class names, host NMS."""
+    """Shared plumbing: the image input, thresholds, class names, host NMS. A layout whose
+    model takes more than the image overrides `_image_input` and `prepare`."""
 
     layout: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
     def __init__(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
                  class_names: tuple[str, ...], options: DecodeOptions) -> None:
-        if len(inputs) != 1:
-            raise ModelError(f"{self.layout} models take one image input, found "
-                             f"{', '.join(map(str, inputs))}")
-        self.input = inputs[0]
+        self.input = self._image_input(inputs)
         self.outputs = outputs
         self.options = options
         self.class_names = class_names
         self.preprocess = self._preprocess()
+
+    def _image_input(self, inputs: tuple[TensorSpec, ...]) -> TensorSpec:
+        """The image input; this default takes models with that one input only."""
+        if len(inputs) != 1:
+            raise ModelError(f"{self.layout} models take one image input, found "
+                             f"{', '.join(map(str, inputs))}")
+        return inputs[0]
 
     def _preprocess(self) -> Preprocess:
         raise NotImplementedError

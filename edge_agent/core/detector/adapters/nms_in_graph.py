@@ -3,7 +3,8 @@
 - tf-od (ONNX model zoo ssd_mobilenet_v1): `image_tensor:0` uint8 [1,H,W,3] RGB (dynamic size:
   the frame is fed as it is); `detection_boxes` [1,K,4] y1,x1,y2,x2 normalised,
   `detection_scores` [1,K], `detection_classes` [1,K] 1-based, `num_detections` [1].
-- efficient-nms: float32 NCHW input (a YOLO backbone: RGB 0-1, letterbox at the centre);
+- efficient-nms: float32 NCHW input (a YOLO backbone: RGB 0-1, Ultralytics' centred letterbox,
+  see yolo.py);
   `num_detections` [1,1], `detection_boxes` [1,K,4] x1,y1,x2,y2 in input pixels,
   `detection_scores` [1,K], `detection_classes` [1,K] 0-based.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_agent.core.detector.adapters.base import Adapter, find, input_size
+from edge_agent.core.detector.adapters.yolo import ultralytics_letterbox
 from edge_agent.core.detector.detections import Detections
 from edge_agent.core.detector.preprocess import Preprocess, Transform
 from edge_agent.core.errors import ModelError
@@ -80,8 +82,7 @@ class EfficientNmsAdapter(_InGraph):
         return (len(inputs) == 1 and inputs[0].dtype != np.uint8 and cls._has_outputs(outputs))
 
     def _preprocess(self) -> Preprocess:
-        return Preprocess(input_size(self.input, "NCHW"), resize="letterbox", pad="center",
-                          rgb=True, scale=1 / 255)
+        return ultralytics_letterbox(input_size(self.input, "NCHW"))
 
     def decode(self, outputs, t: Transform) -> Detections:
         boxes, scores, classes = self._rows(outputs)
