@@ -18,7 +18,9 @@ from pydantic import (
 
 _TOPIC_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
-Layout = Literal["auto", "ssd", "tf-od", "yolox", "yolov5", "yolov8", "efficient-nms"]
+Layout = Literal["auto", "ssd", "tf-od", "yolox", "yolov5", "yolov8", "efficient-nms", "yolov10",
+                 "rt-detr", "rf-detr", "rt-detr-postprocessed", "yolo-nas", "yolo-nas-flat",
+                 "nanodet", "nanodet-plus"]
 Provider = Literal["auto", "tensorrt", "cuda", "cpu"]
 
 

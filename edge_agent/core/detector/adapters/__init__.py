@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from edge_agent.core.detector.adapters.base import Adapter, DecodeOptions, ModelAdapter
+from edge_agent.core.detector.adapters.detr import (
+    RfDetrAdapter,
+    RtDetrAdapter,
+    RtDetrPostprocessedAdapter,
+)
+from edge_agent.core.detector.adapters.nanodet import NanoDetAdapter, NanoDetPlusAdapter
 from edge_agent.core.detector.adapters.nms_in_graph import EfficientNmsAdapter, TfOdAdapter
 from edge_agent.core.detector.adapters.ssd import SsdAdapter
-from edge_agent.core.detector.adapters.yolo import Yolov5Adapter, Yolov8Adapter, YoloxAdapter
+from edge_agent.core.detector.adapters.yolo import (
+    Yolov5Adapter,
+    Yolov8Adapter,
+    Yolov10Adapter,
+    YoloxAdapter,
+)
+from edge_agent.core.detector.adapters.yolo_nas import YoloNasAdapter, YoloNasFlatAdapter
 from edge_agent.core.detector.tensors import TensorSpec
 from edge_agent.core.errors import ModelError
 
 ADAPTERS: dict[str, type[Adapter]] = {
     a.layout: a for a in (SsdAdapter, TfOdAdapter, YoloxAdapter, Yolov5Adapter, Yolov8Adapter,
-                          EfficientNmsAdapter)
+                          EfficientNmsAdapter, Yolov10Adapter, RtDetrAdapter, RfDetrAdapter,
+                          RtDetrPostprocessedAdapter, YoloNasAdapter, YoloNasFlatAdapter,
+                          NanoDetAdapter, NanoDetPlusAdapter)
 }
 
 
