@@ -25,6 +25,9 @@ frame (MQTT v5 expiry: `mqtt.message_expiry_s`) |
 | `osprey/{{d}}/{{c}}/events` | no | `mqtt.qos` | JSON `events`: `new`, `update`, `end` per track |
 | `osprey/{{d}}/{{c}}/snapshot` | yes | `mqtt.qos` | JPEG: the frame of the latest event \
 (`new`, or an `update` with a better score), its box drawn |
+| `osprey/{{d}}/{{c}}/count/<class>` | yes | 1 | text: how many confirmed tracks of the class \
+are in view (sent when it changes; 0 at a clean stop), for each class of \
+`homeassistant.classes`; only with `homeassistant.enabled` |
 | `osprey/{{d}}/stats` | no | 0 | JSON `stats` every `stats_interval_s` and at a clean stop |
 | `osprey/{{d}}/{{c}}/refined` | no | `mqtt.qos` | JSON `refined`: the cloud's (or the edge \
 cache's) answer for an offloaded window, merged into each of its frames |
@@ -34,6 +37,15 @@ camera's text queries describes, per offloaded window (none: no message) |
 (`edge_agent/core/protocol.py`); v5 ResponseTopic, CorrelationData, expiry |
 | `osprey/{{d}}/offload/response` | no | 1 | msgpack `OffloadResponse` from a worker |
 | `osprey/cloud/<worker_id>/stats` | no | 0 | JSON: a worker's request outcomes, queue, cache |
+
+With `homeassistant.enabled`, the agent also publishes Home Assistant MQTT discovery configs
+(retained) under `homeassistant/<component>/osprey_<d>/<object_id>/config`: one device per
+agent; per camera a count sensor per class, its state, its last event, its snapshot as an
+`image` entity, and the shares of windows answered by the cloud and by the edge cache
+(from `stats`); all available while `osprey/{{d}}/status` is `online`. It sends them again
+after each reconnect and when Home Assistant publishes `online` on `homeassistant/status`,
+and empties the configs of cameras no longer configured (docs/configuration.md,
+`homeassistant.*`).
 
 Cloud workers subscribe `$share/<share_group>/osprey/+/offload/request`, so any number of them
 share the requests. The binary envelopes are defined once, as pydantic models, in

@@ -197,6 +197,22 @@ class EdgeCacheConfig(Strict):
         "stored; 0: no check.")
 
 
+class HomeAssistantConfig(Strict):
+    enabled: bool = Field(False, description="Announce the agent and its cameras to Home "
+                                             "Assistant by MQTT discovery.")
+    prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix.")
+    classes: list[str] | None = Field(
+        None, description="Classes with a count sensor per camera; null: every class of the "
+                          "model.")
+    name: str | None = Field(None, description="The device's name in Home Assistant; "
+                                               "null: Osprey <device_id>.")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return topic_safe(value, "homeassistant.prefix")
+
+
 class EdgeConfig(Strict):
     device_id: str = Field("osprey-edge", description="Device id, used in every topic.")
     cameras: list[CameraConfig] = Field(min_length=1, description="At least one camera.")
@@ -209,6 +225,7 @@ class EdgeConfig(Strict):
     cache: EdgeCacheConfig = Field(default_factory=EdgeCacheConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     stats_interval_s: float = Field(
         10.0, ge=0.5, le=3600, description="Period of the stats message on osprey/<device>/stats."

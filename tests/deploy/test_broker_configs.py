@@ -18,7 +18,8 @@ from deploy_kit import (
 
 pytestmark = pytest.mark.integration
 
-USERS = {"dev-a": "pw-a", "dev-b": "pw-b", "cloud-worker": "pw-worker"}
+USERS = {"dev-a": "pw-a", "dev-b": "pw-b", "cloud-worker": "pw-worker",
+         "homeassistant": "pw-ha"}
 GRANTED_QOS1, NOT_AUTHORIZED, SUCCESS = 1, 135, 0
 DELIVERED = (0, 16)  # success, or success with "no matching subscribers"
 SHARED = "$share/osprey-cloud/osprey/+/offload/request"
@@ -141,3 +142,22 @@ def test_the_plain_config_serves_anonymous_clients(tmp_path):
         probe.close()
     finally:
         server.stop()
+
+
+def test_home_assistant_discovery_through_the_acl(connect):
+    """A device announces its own entities and hears Home Assistant's birth message; it
+    cannot announce (or clear) another device's; Home Assistant reads both."""
+    a, ha = connect("dev-a"), connect("homeassistant")
+    assert ha.subscribe("homeassistant/+/+/+/config") == [GRANTED_QOS1]
+    assert ha.subscribe("osprey/dev-a/#") == [GRANTED_QOS1]
+    assert a.subscribe("homeassistant/status") == [GRANTED_QOS1]
+    own = "homeassistant/sensor/osprey_dev-a/osprey_dev-a_cam_state/config"
+    assert a.publish(own, b"{}") in DELIVERED
+    assert a.publish("homeassistant/sensor/osprey_dev-b/osprey_dev-b_cam_state/config",
+                     b"") == NOT_AUTHORIZED
+    assert a.publish("osprey/dev-a/cam/count/person", b"2") in DELIVERED
+    assert sorted(ha.wait_messages(2, 5)) == [("homeassistant/sensor/osprey_dev-a/"
+                                               "osprey_dev-a_cam_state/config", b"{}"),
+                                              ("osprey/dev-a/cam/count/person", b"2")]
+    assert ha.publish("homeassistant/status", b"online") in DELIVERED
+    assert a.wait_messages(1, 5) == [("homeassistant/status", b"online")]

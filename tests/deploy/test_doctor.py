@@ -147,7 +147,8 @@ def test_a_broken_model_file(mosquitto, tmp_path, capsys):
     code, checks = doctor(capsys, "--config", str(edge_config(
         tmp_path, mosquitto.port, extra=f"model:\n  path: {bad}\n")))
     assert code == EXIT_FAILED
-    assert "cannot load" in checks["model"]["detail"]
+    assert "is not a usable ONNX model" in checks["model"]["detail"]
+    assert "copy or export it again" in checks["model"]["detail"]
 
 
 def test_cameras_that_do_not_open(mosquitto, tmp_path, capsys):

@@ -10,7 +10,13 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from edge_agent.core.config.common import DetectorModelConfig, RuntimeConfig
-from edge_agent.core.detector.adapters import Adapter, DecodeOptions, build_adapter
+from edge_agent.core.detector.adapters import (
+    ADAPTERS,
+    Adapter,
+    DecodeOptions,
+    build_adapter,
+    detect_layout,
+)
 from edge_agent.core.detector.adapters.base import Transform
 from edge_agent.core.detector.backends import DetectorBackend, make_backend
 from edge_agent.core.detector.classes import resolve_classes
@@ -73,10 +79,13 @@ class Detector:
         if path is None:
             raise ModelError("no model configured: set model.path (or --model)")
         backend = make_backend(Path(path), runtime or RuntimeConfig())
-        num = _num_classes(backend)
+        layout = model.layout
+        if layout == "auto":
+            layout = detect_layout(backend.inputs, backend.outputs, str(path))
+        num = _num_classes(backend, layout)
         names = resolve_classes(model.classes, model.classes_file, backend.metadata, num)
         options = DecodeOptions(model.score_threshold, model.nms_iou, model.max_detections)
-        adapter = build_adapter(model.layout, backend.inputs, backend.outputs, names, options,
+        adapter = build_adapter(layout, backend.inputs, backend.outputs, names, options,
                                 source=str(path))
         return cls(backend, adapter)
 
@@ -125,8 +134,14 @@ class Detector:
         return dets
 
 
-def _num_classes(backend: DetectorBackend) -> int | None:
-    """Class count from the output shapes where a layout shows it (YOLO 5+C / 4+C, SSD C)."""
+def _num_classes(backend: DetectorBackend, layout: str) -> int | None:
+    """Class count from the output shapes where the layout shows it (its adapter's
+    `class_count`; for SSD and the YOLO grids: C+1 scores, 5+C or 4+C channels)."""
+    adapter = ADAPTERS.get(layout)
+    if adapter is not None and (n := adapter.class_count(backend.outputs)) is not None:
+        return n
+    if layout not in ("ssd", "yolox", "yolov5", "yolov8"):
+        return None
     for spec in backend.outputs:
         if spec.key == "scores" and spec.dim(2):
             return spec.dim(2) - 1

@@ -187,6 +187,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "latency_ms_p95": {"type": ["number", "null"]},
                     "tracks": {"type": "integer", "minimum": 0, "description": "active now"},
                     "windows": {"type": "integer", "minimum": 0},
+                    "refined": {"type": "integer", "minimum": 0,
+                                "description": "cloud answers applied (since start)"},
+                    "cache_hits": {"type": "integer", "minimum": 0,
+                                   "description": "windows answered by the edge cache"},
                     "errors": {"type": "integer", "minimum": 0,
                                "description": "frames the detector failed on, or whose "
                                               "results could not be published"},

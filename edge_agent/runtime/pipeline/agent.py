@@ -21,6 +21,7 @@ from edge_agent.runtime.capture.frame import FrameSource
 from edge_agent.runtime.capture.opencv import report_capabilities, source_from_config
 from edge_agent.runtime.config import CameraConfig, EdgeConfig
 from edge_agent.runtime.metrics import AgentMetrics
+from edge_agent.runtime.mqtt.homeassistant import HomeAssistant
 from edge_agent.runtime.mqtt.payloads import camera_status_payload
 from edge_agent.runtime.mqtt.publisher import Publisher
 from edge_agent.runtime.offload.answer import Answer
@@ -50,7 +51,10 @@ def warn_domain(domain: str | None, model: str, cameras: list[CameraConfig]) -> 
 class Agent:
     def __init__(self, config: EdgeConfig, detector: FrameDetector, publisher: Publisher, *,
                  model_id: str, metrics: AgentMetrics | None = None,
-                 openers: dict[str, Callable[[], FrameSource]] | None = None) -> None:
+                 openers: dict[str, Callable[[], FrameSource]] | None = None,
+                 configuration_url: str | None = None) -> None:
+        """`configuration_url`: where a person sees this agent (its live page), for Home
+        Assistant's device page."""
         self.config = config
         self.detector = detector
         self.publisher = publisher
@@ -85,6 +89,11 @@ class Agent:
                               offload=self.offload, release=self.stages.ahead.release)
         self.stages.on_end = lambda: self.post.inbox.put(Flush())
         self.post.window_listeners.append(self.offload.on_window)
+        self.homeassistant: HomeAssistant | None = None
+        if config.homeassistant.enabled:
+            self.homeassistant = HomeAssistant(config, publisher, detector.class_names,
+                                               configuration_url=configuration_url)
+            self.post.frame_listeners.append(self.homeassistant.frame)
         self._stats = threading.Thread(target=self._stats_loop, name="stats", daemon=True)
         self._camera_states: dict[str, dict[str, Any]] = {}
         self.last_stats: dict[str, Any] | None = None
@@ -99,6 +108,8 @@ class Agent:
 
     def start(self) -> Agent:
         report_capabilities([p.cfg for p in self.pipelines])
+        if self.homeassistant is not None:
+            self.homeassistant.start()
         warn_domain(getattr(self.detector, "domain", None), self.model_id,
                     [p.cfg for p in self.pipelines])
         for p in self.pipelines:
@@ -132,6 +143,8 @@ class Agent:
         self.post.join(10)
         self._stats.join(2)
         self.publish_stats()
+        if self.homeassistant is not None:
+            self.homeassistant.clear()
 
     # wiring ------------------------------------------------------------------------------
 

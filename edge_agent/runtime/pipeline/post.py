@@ -14,7 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from edge_agent.core.detector import FrameDetector, StagedDetector
+from edge_agent.core.detector.detections import Detections
 from edge_agent.core.mqtt.topics import Topics
 from edge_agent.runtime.config import EdgeConfig
 from edge_agent.runtime.events import EventOutput
@@ -66,6 +69,9 @@ class PostStage:
         self._release = release
         """Frees the detection thread's place for each frame finished (AHEAD)."""
         self.window_listeners: list[Callable[[WindowSummary], None]] = []
+        self.frame_listeners: list[Callable[[str, Detections], None]] = []
+        """Called (post thread) with the detections of a camera's confirmed tracks on each
+        frame (relabelled by the cloud where it answered)."""
         self.inbox: queue.Queue[PostItem] = queue.Queue()
         self.done = threading.Event()
         """Set once every camera has ended and all before it is published."""
@@ -133,6 +139,16 @@ class PostStage:
                                     expiry_s=self.config.mqtt.message_expiry_s)
         for out in p.events.update(upd, frame):
             self.publish_event(p, out)
+        if self.frame_listeners:
+            confirmed = {t.track_id for t in p.tracker.tracks if t.confirmed}
+            objects = upd.detections
+            if objects.track_id is not None and len(objects):
+                objects = objects[np.isin(objects.track_id, list(confirmed))]
+        for listener in self.frame_listeners:
+            try:
+                listener(p.name, objects)
+            except Exception:
+                log.exception("camera %s: frame listener failed", p.name)
         summary = p.window.push(frame, upd.all)
         if summary is not None:
             p.windows += 1

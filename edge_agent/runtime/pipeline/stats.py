@@ -48,6 +48,7 @@ def interval_stats(pipelines: list[CameraPipeline], now: float) -> tuple[dict[st
             "latency_ms_p50": _percentile(lat, 50),
             "latency_ms_p95": _percentile(lat, 95),
             "tracks": len(p.tracker.tracks), "windows": p.windows,
+            "refined": p.answers.get("cloud", 0), "cache_hits": p.answers.get("cache", 0),
             "errors": p.errors + p.unpublished,
         }
         p.interval = Interval(now, s.frames_in, p.processed, dropped)

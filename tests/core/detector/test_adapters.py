@@ -116,7 +116,9 @@ def test_unknown_layout_lists_what_was_found(tmp_path):
         detector(path)
     msg = str(exc.value)
     assert "inputs [pixels float32[1,3,32,32]]" in msg and "outputs [logits float32[1,10]]" in msg
-    for layout in ("ssd", "tf-od", "yolox", "yolov5", "yolov8", "efficient-nms"):
+    for layout in ("ssd", "tf-od", "yolox", "yolov5", "yolov8", "efficient-nms", "yolov10",
+                   "rt-detr", "rf-detr", "rt-detr-postprocessed", "yolo-nas", "yolo-nas-flat",
+                   "nanodet", "nanodet-plus"):
         assert f"{layout}:" in msg
     assert "model.layout or --layout" in msg
 

@@ -7,6 +7,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from edge_agent.core.detector.classes import COCO80
 from edge_agent.core.detector.detections import Detections
 from edge_agent.core.detector.nms import nms
 from edge_agent.core.detector.preprocess import Preprocess, Transform
@@ -72,8 +73,15 @@ class Adapter:
         self.input = self._image_input(inputs)
         self.outputs = outputs
         self.options = options
+        if not class_names and self.class_count(outputs) == len(COCO80):
+            class_names = COCO80  # resolve_classes' rule, for layouts it cannot size
         self.class_names = class_names
         self.preprocess = self._preprocess()
+
+    @classmethod
+    def class_count(cls, outputs: tuple[TensorSpec, ...]) -> int | None:
+        """How many classes the outputs show, where this layout says; None: they do not."""
+        return None
 
     def _image_input(self, inputs: tuple[TensorSpec, ...]) -> TensorSpec:
         """The image input; this default takes models with that one input only."""

@@ -66,6 +66,11 @@ class _Detr(Adapter):
     def matches(cls, inputs, outputs) -> bool:
         return len(inputs) == 1 and cls._pair(outputs) is not None
 
+    @classmethod
+    def class_count(cls, outputs) -> int | None:
+        pair = cls._pair(outputs)
+        return pair[1].dim(2) if pair else None
+
     def __init__(self, inputs, outputs, class_names, options) -> None:
         super().__init__(inputs, outputs, class_names, options)
         pair = self._pair(outputs)

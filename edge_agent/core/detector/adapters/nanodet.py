@@ -53,6 +53,11 @@ class _NanoDet(Adapter):
             return False
         return out.dim(1) == cells(input_size(inputs[0], "NCHW", 320), cls.STRIDES)
 
+    @classmethod
+    def class_count(cls, outputs) -> int | None:
+        c = outputs[0].dim(2) if len(outputs) == 1 and len(outputs[0].shape) == 3 else None
+        return c - 4 * (REG_MAX + 1) if c and c > 4 * (REG_MAX + 1) else None
+
     def __init__(self, inputs, outputs, class_names, options) -> None:
         super().__init__(inputs, outputs, class_names, options)
         out = outputs[0] if len(outputs) == 1 else None

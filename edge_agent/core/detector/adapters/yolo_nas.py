@@ -69,6 +69,12 @@ class YoloNasAdapter(_YoloNas):
     def matches(cls, inputs, outputs) -> bool:
         return cls._pair(inputs, outputs) is not None
 
+    @classmethod
+    def class_count(cls, outputs) -> int | None:
+        boxes = [o for o in outputs if len(o.shape) == 3 and o.dim(2) == 4]
+        scores = [o for o in outputs if len(o.shape) == 3 and o not in boxes[:1]]
+        return scores[0].dim(2) if len(outputs) == 2 and boxes and scores else None
+
     def __init__(self, inputs, outputs, class_names, options) -> None:
         super().__init__(inputs, outputs, class_names, options)
         pair = self._pair(inputs, outputs)
