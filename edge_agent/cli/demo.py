@@ -52,6 +52,8 @@ def demo_config(args: argparse.Namespace) -> dict:
             data["cameras"][0]["url"] = args.source
         if not args.cloud:
             data["offload"]["enabled"] = False
+        if args.live is None:
+            data["live"]["enabled"] = True  # the demo shows its live view unless told not to
         return data
     return {
         "device_id": "demo",
@@ -63,6 +65,7 @@ def demo_config(args: argparse.Namespace) -> dict:
         "offload": {"enabled": bool(args.cloud), "mode": "rate", "rate_target": 0.5,
                     "score_threshold": 0.2, "windows_per_minute": 30, "timeout_s": 15},
         "window": {"size": 15, "stride": 15},
+        "live": {"enabled": True},
     }
 
 

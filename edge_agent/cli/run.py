@@ -18,6 +18,7 @@ from edge_agent.core.config.loader import validate_flags
 from edge_agent.core.detector import Detector
 from edge_agent.core.metrics import MetricsServer
 from edge_agent.runtime.config import EdgeConfig, load_edge_config
+from edge_agent.runtime.live import LiveView
 from edge_agent.runtime.metrics import AgentMetrics
 from edge_agent.runtime.models import pick_edge_model
 from edge_agent.runtime.mqtt.embedded import EmbeddedBroker, broker_reachable
@@ -47,6 +48,11 @@ def common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="device id (overrides the config)")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="Prometheus /metrics and /healthz port (default 9108)")
+    p.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                   help="serve the live view page (default: the config's live.enabled; on "
+                        "in the demo)")
+    p.add_argument("--live-port", type=int, default=None,
+                   help="live view port (default 9110; 0: any free)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.add_argument("--summary", action=argparse.BooleanOptionalAction, default=None,
                    help="print a live one-line summary (default: on for demo)")
@@ -62,7 +68,9 @@ def override(config: EdgeConfig | None, args: argparse.Namespace,
                              (args.mqtt_host, ("mqtt", "host"), "--mqtt-host"),
                              (args.mqtt_port, ("mqtt", "port"), "--mqtt-port"),
                              (args.device, ("device_id",), "--device"),
-                             (args.metrics_port, ("metrics", "port"), "--metrics-port")):
+                             (args.metrics_port, ("metrics", "port"), "--metrics-port"),
+                             (args.live, ("live", "enabled"), "--live"),
+                             (args.live_port, ("live", "port"), "--live-port")):
         if value is None:
             continue
         target = data
@@ -116,7 +124,19 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
         raise
     publisher = Publisher(mqtt_config, config.device_id, host=host, port=port).start()
     metrics = AgentMetrics()
-    agent = Agent(config, detector, publisher, model_id=Path(model_path).stem, metrics=metrics)
+    live = None
+    if config.live.enabled:
+        try:
+            live = LiveView(config.live, [c.name for c in config.cameras if c.enabled],
+                            lambda: {"device": config.device_id, "counters": agent.snapshot(),
+                                     "stats": agent.last_stats}).start()
+        except OSError as exc:
+            log.warning("live view not started on %s:%d (%s); the agent runs without it: "
+                        "set live.port to a free port", config.live.host, config.live.port,
+                        exc)
+            live = None
+    agent = Agent(config, detector, publisher, model_id=Path(model_path).stem, metrics=metrics,
+                  live=live, configuration_url=live.url if live else None)
     server = None
     if config.metrics.enabled:
         try:
@@ -131,7 +151,7 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
                     "messages are held (up to %d)", host, port, mqtt_config.qos,
                     mqtt_config.max_queued_messages)
     _banner(config, host, port, broker is not None, server, Path(model_path).name,
-            getattr(helper, "describe", None))
+            getattr(helper, "describe", None), live)
     stop = threading.Event()
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     if threading.current_thread() is threading.main_thread():
@@ -154,6 +174,8 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
         if line:
             line.show(final=True)
         undelivered = publisher.stop()
+        if live:
+            live.stop()
         if helper:
             helper.stop()
         if server:
@@ -173,7 +195,8 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
 
 
 def _banner(config: EdgeConfig, host: str, port: int, embedded: bool,
-            server: MetricsServer | None, model: str, cloud: str | None = None) -> None:
+            server: MetricsServer | None, model: str, cloud: str | None = None,
+            live: LiveView | None = None) -> None:
     prefix = f"{config.mqtt.topic_prefix}/{config.device_id}"
     where = f"{host}:{port}" + (" (embedded broker, MQTT 3.1.1)" if embedded else "")
     lines = [f"Osprey edge agent: {len(config.cameras)} camera(s), model {model}, "
@@ -189,6 +212,8 @@ def _banner(config: EdgeConfig, host: str, port: int, embedded: bool,
         lines.append(f"  offload:    on; answers on {prefix}/<camera>/refined, text-query "
                      f"matches on {prefix}/<camera>/matches"
                      + (f"; {cloud}" if cloud else ""))
+    if live:
+        lines.append(f"  live view:  {live.url}   (frames with boxes, state, counters)")
     if server:
         shown = "localhost" if config.metrics.host in ("0.0.0.0", "::") else config.metrics.host
         lines.append(f"  metrics:    http://{shown}:{server.port}/metrics   "

@@ -18,11 +18,11 @@ log = logging.getLogger("osprey.metrics")
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
+class ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -34,8 +34,8 @@ class MetricsServer:
                  health: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
         self._metrics_app = make_wsgi_app(registry)
         self._health = health
-        self._server = make_server(host, port, self._app, server_class=_ThreadingServer,
-                                   handler_class=_QuietHandler)
+        self._server = make_server(host, port, self._app, server_class=ThreadingServer,
+                                   handler_class=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics",
                                         daemon=True)
 

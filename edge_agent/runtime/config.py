@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from edge_agent.core.config.common import (
     DetectorModelConfig,
@@ -197,6 +197,26 @@ class EdgeCacheConfig(Strict):
         "stored; 0: no check.")
 
 
+class LiveConfig(Strict):
+    enabled: bool = Field(False, description="Serve the live view page (frames with boxes, "
+                                             "state, counters); on in the demo.")
+    host: str = Field("127.0.0.1", description="Address to listen on (localhost: this "
+                                               "machine only).")
+    port: int = Field(9110, ge=0, le=65535, description="Port of the live view (0: any free).")
+    max_fps: float = Field(10.0, gt=0, le=60, description="Frames drawn per second per "
+                                                          "camera at most, while watched.")
+    username: str | None = Field(None, description="Basic auth user name (with password).")
+    password: SecretStr | None = Field(None, description="Basic auth password; prefer an env "
+                                                         "override.")
+
+    @model_validator(mode="after")
+    def _auth(self) -> LiveConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("live.username and live.password go together: set both for "
+                             "basic auth, or neither")
+        return self
+
+
 class HomeAssistantConfig(Strict):
     enabled: bool = Field(False, description="Announce the agent and its cameras to Home "
                                              "Assistant by MQTT discovery.")
@@ -225,6 +245,7 @@ class EdgeConfig(Strict):
     cache: EdgeCacheConfig = Field(default_factory=EdgeCacheConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     stats_interval_s: float = Field(

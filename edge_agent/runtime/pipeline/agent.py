@@ -20,6 +20,7 @@ from edge_agent.core.detector import FrameDetector
 from edge_agent.runtime.capture.frame import FrameSource
 from edge_agent.runtime.capture.opencv import report_capabilities, source_from_config
 from edge_agent.runtime.config import CameraConfig, EdgeConfig
+from edge_agent.runtime.live import LiveView
 from edge_agent.runtime.metrics import AgentMetrics
 from edge_agent.runtime.mqtt.homeassistant import HomeAssistant
 from edge_agent.runtime.mqtt.payloads import camera_status_payload
@@ -52,7 +53,8 @@ class Agent:
     def __init__(self, config: EdgeConfig, detector: FrameDetector, publisher: Publisher, *,
                  model_id: str, metrics: AgentMetrics | None = None,
                  openers: dict[str, Callable[[], FrameSource]] | None = None,
-                 configuration_url: str | None = None) -> None:
+                 configuration_url: str | None = None, live: LiveView | None = None
+                 ) -> None:
         """`configuration_url`: where a person sees this agent (its live page), for Home
         Assistant's device page."""
         self.config = config
@@ -89,6 +91,7 @@ class Agent:
                               offload=self.offload, release=self.stages.ahead.release)
         self.stages.on_end = lambda: self.post.inbox.put(Flush())
         self.post.window_listeners.append(self.offload.on_window)
+        self.post.live = live
         self.homeassistant: HomeAssistant | None = None
         if config.homeassistant.enabled:
             self.homeassistant = HomeAssistant(config, publisher, detector.class_names,

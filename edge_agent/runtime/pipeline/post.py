@@ -21,6 +21,7 @@ from edge_agent.core.detector.detections import Detections
 from edge_agent.core.mqtt.topics import Topics
 from edge_agent.runtime.config import EdgeConfig
 from edge_agent.runtime.events import EventOutput
+from edge_agent.runtime.live import LiveView
 from edge_agent.runtime.metrics import AgentMetrics
 from edge_agent.runtime.mqtt.payloads import (
     detections_payload,
@@ -69,6 +70,9 @@ class PostStage:
         self._release = release
         """Frees the detection thread's place for each frame finished (AHEAD)."""
         self.window_listeners: list[Callable[[WindowSummary], None]] = []
+        self.live: LiveView | None = None
+        """The live view, when served: frames, events and answers go to it (it keeps what a
+        viewer asks for and drops the rest at once)."""
         self.frame_listeners: list[Callable[[str, Detections], None]] = []
         """Called (post thread) with the detections of a camera's confirmed tracks on each
         frame (relabelled by the cloud where it answered)."""
@@ -139,6 +143,8 @@ class PostStage:
                                     expiry_s=self.config.mqtt.message_expiry_s)
         for out in p.events.update(upd, frame):
             self.publish_event(p, out)
+        if self.live is not None:
+            self.live.frame(p.name, frame.image, shown)
         if self.frame_listeners:
             confirmed = {t.track_id for t in p.tracker.tracks if t.confirmed}
             objects = upd.detections
@@ -168,6 +174,8 @@ class PostStage:
 
     def publish_event(self, p: CameraPipeline, out: EventOutput) -> None:
         self.publisher.publish_json(self.topics.camera(p.name, "events"), out.payload)
+        if self.live is not None:
+            self.live.event(p.name, out.payload)
         self.metrics.events.labels(p.name, out.payload["type"]).inc()
         if out.snapshot is not None:
             self.publisher.publish_raw(self.topics.camera(p.name, "snapshot"),
@@ -192,6 +200,8 @@ class PostStage:
             device=device, answer=answer, frames=refined_frames(answer), verified=verified,
             class_names=self.detector.class_names))
         self.metrics.refined.labels(p.name, answer.source).inc()
+        if self.live is not None:
+            self.live.answer(p.name, answer.frames[-1][1], answer.source)
         p.answers[answer.source] += 1
         if answer.matches:
             p.answers["matches"] += 1

@@ -34,6 +34,7 @@ import numpy as np
 from edge_agent.core.detector import Detector
 from edge_agent.runtime.capture.frame import Frame
 from edge_agent.runtime.config import EdgeConfig
+from edge_agent.runtime.live import LiveView
 from edge_agent.runtime.mqtt.embedded import EmbeddedBroker, broker_reachable
 from edge_agent.runtime.mqtt.publisher import Publisher
 from edge_agent.runtime.pipeline import Agent
@@ -145,16 +146,30 @@ def _rss_mb() -> float:
 
 def run_agent(detector: Detector, broker: BenchBroker, openers: dict[str, Callable],
               seconds: float, device: str, warmup: float = 1.5,
-              sample: Callable[[], None] | None = None) -> dict[str, Any]:
+              sample: Callable[[], None] | None = None,
+              viewer: Callable[[str], Callable[[], None]] | None = None) -> dict[str, Any]:
+    """`viewer(url)`: with it, the agent serves its live view and a viewer watches it from
+    before the warm-up to the end (it returns the function that stops it)."""
     config = EdgeConfig.model_validate({
         "device_id": device, "stats_interval_s": 3600,
         "cameras": [{"name": n, "url": "synthetic://", "max_frame_age_ms": 1000}
                     for n in openers],
-        "mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": broker.protocol}})
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": broker.protocol},
+        "live": {"enabled": viewer is not None, "port": 0}})
     publisher = Publisher(config.mqtt, device).start()
     if not publisher.connected.wait(5):
         raise RuntimeError("the agent could not connect to the benchmark broker")
-    agent = Agent(config, detector, publisher, model_id="bench", openers=openers).start()
+    live = stop_viewer = None
+    holder: dict[str, Agent] = {}
+    if viewer is not None:
+        live = LiveView(config.live, list(openers), lambda: {
+            "device": device, "counters": holder["agent"].snapshot(),
+            "stats": holder["agent"].last_stats}).start()
+    agent = Agent(config, detector, publisher, model_id="bench", openers=openers, live=live)
+    holder["agent"] = agent
+    if live is not None:
+        stop_viewer = viewer(live.url)
+    agent.start()
     try:
         time.sleep(warmup)
         for p in agent.pipelines:
@@ -173,9 +188,14 @@ def run_agent(detector: Detector, broker: BenchBroker, openers: dict[str, Callab
         for p in agent.pipelines:  # capture to publish, as each message went to the client
             with p.samples_lock:
                 per_camera.append(list(p.latencies))
+        drawn = live.encoded if live is not None else 0
     finally:
+        if stop_viewer is not None:
+            stop_viewer()
         agent.stop()
         publisher.stop()
+        if live is not None:
+            live.stop()
     span = t1 - t0
     values = [v for cam in per_camera for v in cam]
     arr = np.array(values or [0.0])
@@ -188,7 +208,7 @@ def run_agent(detector: Detector, broker: BenchBroker, openers: dict[str, Callab
         "latency_p99_ms": float(np.percentile(arr, 99)),
         "latency_first_third_p50_ms": float(np.mean(firsts)),
         "latency_last_third_p50_ms": float(np.mean(lasts)),
-        "messages": len(values),
+        "messages": len(values), "live_frames_drawn": drawn,
     }
 
 
@@ -309,3 +329,58 @@ def markdown(r: dict[str, Any]) -> str:
                 f"{m['rss_first_minute_mb']:.1f} MB, last minute {m['rss_last_minute_mb']:.1f} "
                 f"MB ({m['growth_pct']:+.2f}%), max {m['rss_max_mb']:.1f} MB"]
     return "\n".join(out)
+
+
+def chromium_viewer(url: str) -> Callable[[], None]:
+    """A headless Chromium showing `url` (the live page polls frames and state itself)."""
+    exe = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                if shutil.which(n)), None)
+    if exe is None:
+        raise RuntimeError("no Chromium to watch the live view (apt-get install chromium)")
+    profile = tempfile.TemporaryDirectory()
+    proc = subprocess.Popen([exe, "--headless=new", "--no-sandbox", "--disable-gpu",
+                             "--no-first-run", f"--user-data-dir={profile.name}",
+                             "--remote-debugging-port=0", url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        profile.cleanup()
+
+    return stop
+
+
+def bench_live(detector: Detector, seconds: float = 20.0, rounds: int = 4,
+               progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """The saturated agent's fps_ratio with its live view watched by a browser and with
+    nobody watching (the view off), in `rounds` triples (pure, unwatched, watched) taken one
+    after the other so the machine's load hits all alike."""
+    images = _frames()
+    broker = BenchBroker()
+    rows: list[tuple[float, dict[str, Any], dict[str, Any]]] = []
+    try:
+        for k in range(max(1, rounds)):
+            progress(f"round {k + 1}/{rounds}: pure inference")
+            pure_k = pure_inference(detector, images, seconds / rounds)
+            cam = {"fast": lambda f=2 * pure_k: MemorySource("fast", images, f)}
+            progress(f"round {k + 1}/{rounds}: saturated, nobody watching")
+            alone = run_agent(detector, broker, cam, seconds / rounds, f"bench-live-a{k}")
+            progress(f"round {k + 1}/{rounds}: saturated, a browser on the live view")
+            watched = run_agent(detector, broker, cam, seconds / rounds, f"bench-live-w{k}",
+                                warmup=4.0, viewer=chromium_viewer)
+            rows.append((pure_k, alone, watched))
+    finally:
+        broker.stop()
+    alone_r = [a["fps"] / p for p, a, _ in rows]
+    watched_r = [w["fps"] / p for p, _, w in rows]
+    return {"fps_ratio_unwatched": statistics.median(alone_r),
+            "fps_ratio_watched": statistics.median(watched_r),
+            "round_unwatched": alone_r, "round_watched": watched_r,
+            "live_fps_drawn": statistics.mean(w["live_frames_drawn"] / (seconds / rounds)
+                                              for _, _, w in rows),
+            "pure_fps": statistics.mean(p for p, _, _ in rows), "seconds": seconds,
+            "broker": broker.kind}
