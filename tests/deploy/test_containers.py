@@ -18,7 +18,7 @@ DOCKERFILES = [DOCKER / "Dockerfile.cloud", DOCKER / "Dockerfile.jetson"]
 COMPOSE_DIR = REPO / "deploy" / "compose"
 COMPOSE = COMPOSE_DIR / "docker-compose.yml"
 MADE_BY_THE_USER = {"secrets/certs", "secrets/certs/ca.crt", "secrets/passwords",
-                    "secrets/worker-password"}
+                    "secrets/worker-password", "secrets/grafana-admin-password"}
 """Mounted files that are made at install time (gen-certs.sh, mosquitto_passwd), never kept
 in the repository; docs/deployment.md gives the commands."""
 
@@ -57,7 +57,7 @@ def compose() -> dict:
 
 def test_the_stack_has_a_broker_redis_and_scalable_workers():
     services = compose()["services"]
-    assert set(services) == {"mosquitto", "redis", "worker"}
+    assert set(services) == {"mosquitto", "redis", "worker", "prometheus", "grafana"}
     for name, service in services.items():
         assert service.get("image") or service.get("build"), name
         assert service.get("restart") == "unless-stopped", name
@@ -67,6 +67,9 @@ def test_the_stack_has_a_broker_redis_and_scalable_workers():
     assert services["worker"]["deploy"]["replicas"] >= 2
     # replicas publish no host ports (they would clash); the broker does
     assert "ports" not in services["worker"] and services["mosquitto"]["ports"]
+    # Prometheus and Grafana answer on this host only
+    for name in ("prometheus", "grafana"):
+        assert all(p.startswith("127.0.0.1:") for p in services[name]["ports"]), name
 
 
 def test_mounts_point_at_the_repositorys_files():
