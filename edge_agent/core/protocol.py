@@ -32,9 +32,11 @@ from typing import Annotated, Any, Literal
 import msgpack
 import numpy as np
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -63,6 +65,17 @@ class Limits:
     max_image_pixels: int = 16_000_000
     max_detections: int = 1000
     max_queries: int = MAX_QUERIES
+
+
+def _version(value: int) -> int:
+    if value != PROTOCOL_VERSION:
+        raise ValueError(f"protocol version {value} is not supported (this side speaks "
+                         f"{PROTOCOL_VERSION})")
+    return value
+
+
+Version = Annotated[StrictInt, AfterValidator(_version)]
+"""The protocol version: the integer 1 (never 1.0 or true, which equal it in Python)."""
 
 
 class _Wire(BaseModel):
@@ -99,7 +112,7 @@ class _Envelope(_Wire):
 
 
 class OffloadRequest(_Envelope):
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Version = PROTOCOL_VERSION
     kind: Literal["request"] = "request"
     sent_at: float
     expires_at: float
@@ -155,7 +168,7 @@ class RefusedQuery(_Wire):
 
 
 class OffloadResponse(_Envelope):
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Version = PROTOCOL_VERSION
     kind: Literal["response"] = "response"
     worker: Name
     status: Literal["ok", "error"]
