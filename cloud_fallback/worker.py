@@ -99,6 +99,30 @@ class WorkerMetrics:
                                    "Detections a text query describes", registry=r)
 
 
+ANSWERED_BYTES = 32 << 20
+"""Bytes of answers kept for repeated requests (topics, correlation data, payloads)."""
+MAX_CORRELATION_BYTES = 64
+"""MQTT v5 correlation data a request may carry (the edge sends its request id)."""
+
+
+def leading_fields(payload: bytes, head: int = 4096) -> dict[str, Any]:
+    """The map entries at the start of a msgpack request, read from its first `head` bytes
+    only (a request over the size cap is never decoded whole)."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=head, max_bin_len=head,
+                                max_str_len=head)
+    unpacker.feed(payload[:head])
+    fields: dict[str, Any] = {}
+    try:
+        for _ in range(min(64, unpacker.read_map_header())):
+            key = unpacker.unpack()
+            value = unpacker.unpack()
+            if isinstance(key, str) and isinstance(value, str | bytes | int | float):
+                fields[key] = value
+    except Exception:  # out of data, not a map, a value over `head`: what was read stands
+        pass
+    return fields
+
+
 class Worker:
     def __init__(self, config: CloudConfig, detector: Detector | None = None,
                  model_id: str | None = None, text_model: TextImageModel | None = None) -> None:
@@ -125,7 +149,12 @@ class Worker:
                              lim.max_image_pixels)
         c = config.cache
         self.cache = ResultCache(c.max_entries, c.ttl_s, c.redis_url, c.redis_prefix)
-        self.answered: TTLCache[str, tuple[str, bytes, bytes]] = TTLCache(10_000, 600)
+        # Answers kept 10 minutes for repeats of a request (a redelivery after a reconnect),
+        # keyed by (device, request id): a request id is the device's, and another device
+        # reusing it gets no one else's answer. Bounded by bytes, not entries.
+        self.answered: TTLCache[tuple[str, str], tuple[str, bytes, bytes]] = TTLCache(
+            ANSWERED_BYTES, 600,
+            getsizeof=lambda v: 256 + len(v[0] or "") + len(v[1] or b"") + len(v[2]))
         self._answered_lock = threading.Lock()
         self.jobs: queue.Queue[_Job] = queue.Queue(config.batching.max_queue)
         self.metrics = WorkerMetrics()
@@ -207,6 +236,9 @@ class Worker:
         # so a request cannot aim answers at another device.
         own = response_topic_for(self.config.mqtt.topic_prefix, msg.topic)
         try:
+            if prop_corr is not None and len(prop_corr) > MAX_CORRELATION_BYTES:
+                prop_corr = None  # not echoed: an answer carries at most that many bytes
+                raise ProtocolError(f"correlation data over {MAX_CORRELATION_BYTES} bytes")
             req = decode_request(msg.payload, self.limits)
             reply_to = prop_reply or req.reply_to
             mine = Topics(self.config.mqtt.topic_prefix, req.device).offload_response
@@ -222,7 +254,7 @@ class Worker:
             return
         corr = prop_corr or req.corr
         with self._answered_lock:
-            done = self.answered.get(req.id)
+            done = self.answered.get((req.device, req.id))
         if done is not None:
             self._count("duplicate")
             self._send(*done)
@@ -249,7 +281,9 @@ class Worker:
             if isinstance(obj, dict):
                 fields = obj
         except Exception:
-            pass
+            # too large or cut short: the envelope's first fields (id, device, ...) come
+            # before the keyframes, so they can still be read from its head
+            fields = leading_fields(payload)
         rid = fields.get("id")
         if not (reply_to and isinstance(rid, str)
                 and 8 <= len(rid) <= 64):
@@ -349,7 +383,7 @@ class Worker:
                                        "answered_at": round(time.time(), 4)})
         data = encode(resp)
         with self._answered_lock:
-            self.answered[req.id] = (job.reply_to, job.corr, data)
+            self.answered[(req.device, req.id)] = (job.reply_to, job.corr, data)
         self._send(job.reply_to, job.corr, data)
         self._count(outcome)
         self.metrics.service.observe(time.monotonic() - job.received)

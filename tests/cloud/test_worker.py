@@ -191,7 +191,7 @@ def test_malformed_requests_leave_the_worker_answering(mosquitto, scene):
 
     frame0 = as_map["frames"][0]
     corpus = {
-        "truncated": encode(good)[:200],
+        "truncated": variant()[:200],
         "random bytes": bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8)),
         "not a map": msgpack.packb(["a", 1]),
         "oversized": variant(queries=["x" * 200] * 2) + b"\0" * (1 << 20),
@@ -229,6 +229,10 @@ def test_malformed_requests_leave_the_worker_answering(mosquitto, scene):
                for r, _ in answers)
     assert any("does not decode" in (r.error or "") for r, _ in answers)
     assert any("frames" in (r.error or "") for r, _ in answers)
+    # a request over the size cap is answered too (its id read from the envelope's head),
+    # so the edge counts an error instead of waiting for its timeout
+    assert any("over the" in (r.error or "") and "cap" in (r.error or "")
+               for r, _ in answers)
     assert errors
     assert w.stats["malformed"] >= 9 and w.stats["expired"] == 1 and w.stats["ok"] == 1
     w.stop()
@@ -288,3 +292,46 @@ def test_a_cached_answer_takes_the_new_requests_frame_indices(mosquitto, scene):
     assert b.cache == "memory"
     assert [f.index for f in b.frames] == [f.index + 1000 for f in a.frames]
     assert [f.detections for f in b.frames] == [f.detections for f in a.frames]
+
+
+def test_a_reused_request_id_gets_no_other_devices_answer(mosquitto, scene):
+    """Repeats are kept by (device, request id): a device that sends another device's
+    request id gets its own answer computed, never the victim's stored one."""
+    w = worker(mosquitto.port, "w-ids")
+    victim, thief = Edge(mosquitto.port, "cw-victim"), Edge(mosquitto.port, "cw-thief")
+    try:
+        req = make_request(scene, "cw-victim")
+        victim.send(encode(req))
+        victim.wait(lambda a: len(a) == 1)
+        stolen = make_request(scene[:1], "cw-thief", rid=req.id)
+        thief.send(encode(stolen))
+        (resp, _), = thief.wait(lambda a: len(a) == 1)
+        time.sleep(0.3)
+        assert len(victim.answers) == 1, "the victim's answer was published again"
+        assert resp.device == "cw-thief" and len(resp.frames) == 1
+        assert w.stats["duplicate"] == 0 and w.stats["ok"] == 2
+    finally:
+        victim.close()
+        thief.close()
+        w.stop()
+
+
+def test_long_correlation_data_is_refused_and_not_kept(mosquitto, scene):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    w = worker(mosquitto.port, "w-corr")
+    edge = Edge(mosquitto.port, "cw-corr")
+    try:
+        req = make_request(scene[:1], "cw-corr")
+        props = Properties(PacketTypes.PUBLISH)
+        props.CorrelationData = b"c" * 65_000
+        edge.client.publish("osprey/cw-corr/offload/request", encode(req), qos=1,
+                            properties=props).wait_for_publish(5)
+        (resp, corr), = edge.wait(lambda a: len(a) == 1)
+        assert resp.status == "error" and "correlation data over 64 bytes" in resp.error
+        assert corr is None or len(corr) <= 64
+        assert not w.answered  # nothing kept for it
+    finally:
+        edge.close()
+        w.stop()
