@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import cv2
+import numpy as np
 
 from edge_agent.core.errors import SourceError
 from edge_agent.core.logs import redact
@@ -64,12 +65,16 @@ class OpenCVSource:
             raise SourceError(redact(f"camera {name}: cannot open {url}: {hint}"))
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self._index = 0
+        self.damaged = 0
+        """Frames of a damaged file that did not decode and were skipped."""
         self._t0: float | None = None
 
     def read(self) -> Frame | None:
         if self.kind == "file" and self.realtime and self.fps > 0:
             self._pace()
         ok, image = self.cap.read()
+        if not ok and self.kind == "file":
+            ok, image = self._past_damage()
         if not ok and self.kind == "file" and self.loop and self._index > 0:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, image = self.cap.read()
@@ -80,6 +85,30 @@ class OpenCVSource:
         frame = Frame(self.name, self._index, time.monotonic(), time.time(), image)
         self._index += 1
         return frame
+
+    def _past_damage(self) -> tuple[bool, np.ndarray | None]:
+        """A file that stops reading before its last frame is damaged there: say so, and go
+        on at the next frame that decodes (seeking ahead, as far as the container's index
+        allows). (False, None) at the real end, or when nothing after the damage reads."""
+        total = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        at = int(self.cap.get(cv2.CAP_PROP_POS_FRAMES) or self._index)
+        if total <= 0 or at >= total - 1:
+            return False, None
+        log.warning("camera %s: frame %d of %d of %s does not decode (the file is damaged "
+                    "there); skipping ahead", self.name, at, total, redact(self.url))
+        for nxt in range(at + 1, total):
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, nxt)
+            ok, image = self.cap.read()
+            if ok:
+                self.damaged += nxt - at
+                log.warning("camera %s: went on at frame %d (%d frames skipped)", self.name,
+                            nxt, nxt - at)
+                self._index = nxt
+                return True, image
+        self.damaged += total - at
+        log.warning("camera %s: frames %d to %d of %s do not decode: the file ends there for "
+                    "Osprey", self.name, at, total - 1, redact(self.url))
+        return False, None
 
     def _pace(self) -> None:
         """Play a file at its own frame rate, like the camera it was recorded from."""

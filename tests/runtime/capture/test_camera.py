@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 import threading
@@ -228,3 +229,35 @@ def test_a_stream_that_does_not_open_says_why(monkeypatch):
     assert "unknown host 'no-such-camera.invalid'" in stream_failure(
         "rtsp://no-such-camera.invalid/live", 0.01, 10.0)
     assert stream_failure("rtsp://user:pw@127.0.0.1:9/x", 10.0, 10.0).startswith("timed out")
+
+
+def test_a_file_damaged_in_the_middle_is_read_past_the_damage(tmp_path, caplog):
+    """Bytes zeroed in the middle of a video: the frames after the damage are still read
+    (seeking past it), with a warning that says where and how many were skipped."""
+    import logging
+    import subprocess
+    import sys
+
+    from edge_agent.runtime.capture.opencv import open_source
+
+    # in a child process: the command line's logging setup would replace caplog's handler
+    subprocess.run([sys.executable, "-m", "edge_agent", "sim", "--seconds", "10", "--fps", "10",
+                    "--width", "320", "--height", "180", "--out", str(tmp_path),
+                    "--no-progress"], check=True, capture_output=True, timeout=120)
+    data = bytearray((tmp_path / "video.mp4").read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 3000] = bytes(3000)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(data)
+    caplog.set_level(logging.WARNING, "osprey.capture")
+    src = open_source("cam", str(broken), realtime=False)
+    indices = []
+    while (frame := src.read()) is not None:
+        indices.append(frame.index)
+    src.close()
+    assert indices[-1] >= 95 and len(indices) >= 90, "the frames after the damage were lost"
+    gaps = [b - a for a, b in itertools.pairwise(indices) if b - a > 1]
+    assert gaps and src.damaged == sum(g - 1 for g in gaps) >= 1
+    text = caplog.text
+    assert "does not decode (the file is damaged there); skipping ahead" in text
+    assert f"({src.damaged} frames skipped)" in text
