@@ -132,6 +132,10 @@ class OffloadConfig(Strict):
         262_144, ge=1024, le=268_435_455, description="Cap on one request (MQTT max 256 MiB)."
     )
     timeout_s: float = Field(10.0, gt=0, le=600, description="Wait for an answer this long.")
+    retries: int = Field(
+        1, ge=0, le=3, description="Send a request that got no answer in timeout_s again, "
+        "under the same id, this many times (a worker that died with it in flight loses it; "
+        "the shared subscription gives the retry to any worker).")
     verify_min_score: float = Field(
         0.8, ge=0, le=1, description="A track takes the cloud's class for the rest of its life "
         "(and its event is marked verified) only when the cloud's box over it scores at least "

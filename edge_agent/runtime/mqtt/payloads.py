@@ -117,8 +117,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "properties": {
                     "counts": {"type": "object",
                                "additionalProperties": {"type": "integer", "minimum": 0},
-                               "description": "windows, sent, cache_hit, answered, timeout, "
-                                              "overlap, error, late, below_threshold, budget, "
+                               "description": "windows, sent, cache_hit, answered, retried, "
+                                              "timeout, overlap, error, late, below_threshold, "
+                                              "budget, "
                                               "in_flight, breaker, busy, too_large, failed"},
                     "bytes_up": {"type": "integer", "minimum": 0},
                     "in_flight": {"type": "integer", "minimum": 0},

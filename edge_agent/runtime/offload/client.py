@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -54,6 +54,9 @@ class _Pending:
     window: list[tuple[int, Detections]]
     sent_wall: float = 0.0
     """time.time() when the request left (for the round trip's phases)."""
+    job: _Job | None = None
+    """What the request was made of, kept to send it again once it times out."""
+    tries: int = 1
 
 
 @dataclass
@@ -79,7 +82,7 @@ PHASES = ("upload", "queue", "model", "download")
 
 Outcome = Literal["windows", "sent", "answered", "cache_hit", "below_threshold", "overlap",
                   "in_flight", "breaker", "budget", "busy", "too_large", "failed", "timeout",
-                  "late", "error", "bad_answer"]
+                  "retried", "late", "error", "bad_answer"]
 """What became of a window or a request; each is counted (stats `offload.counts`)."""
 
 
@@ -215,7 +218,17 @@ class OffloadClient:
                                          self.clock(), [f.frame.index for f in frames],
                                          [f.detections for f in frames], job.fingerprint,
                                          [(f.frame.index, f.detections)
-                                          for f in job.summary.frames], time.time())
+                                          for f in job.summary.frames], time.time(), job)
+        if not self._publish(rid, data):
+            return
+        self.count("sent")
+        with self.lock:
+            self.stats.bytes_up += len(data)
+
+    def _publish(self, rid: str, data: bytes) -> bool:
+        """Publish a request (pending under `rid`); False, with its place released and
+        `failed` counted, when the publisher dropped it."""
+        o = self.o
         # Through the publisher, like every message: counted, and held while the broker is
         # away (the expiry then shortened by the wait).
         try:
@@ -229,26 +242,57 @@ class OffloadClient:
             raise
         if info is None:
             with self.lock:
-                self.pending.pop(rid, None)
-            self._release(job.summary.camera)
+                p = self.pending.pop(rid, None)
+            if p is not None:
+                self._release(p.camera)
             self.count("failed")
-            return
-        self.count("sent")
-        with self.lock:
-            self.stats.bytes_up += len(data)
+            return False
+        return True
 
     def _expire(self) -> None:
         now = self.clock()
         with self.lock:
             late = [rid for rid, p in self.pending.items() if now - p.sent_at > self.o.timeout_s]
-            gone = [self.pending.pop(rid) for rid in late]
-        for p in gone:
+            gone = [(rid, self.pending.pop(rid)) for rid in late]
+        for rid, p in gone:
+            if p.tries <= self.o.retries and p.job is not None and self._retry(rid, p):
+                continue
             self._release(p.camera)
             self.count("timeout")
             with self.lock:
                 self.policy.breaker.failure()
-            log.warning("camera %s: window %s not answered within %.1f s", p.camera,
-                        p.window_id, self.o.timeout_s)
+            log.warning("camera %s: window %s not answered within %.1f s (%d tries)",
+                        p.camera, p.window_id, self.o.timeout_s, p.tries)
+
+    def _retry(self, rid: str, p: _Pending) -> bool:
+        """Send a request that timed out once more, under the same id (a worker that died
+        with it in flight is not the only one: the shared subscription gives it to any;
+        requests are idempotent by id), with a new expiry. Not charged to the budget again:
+        the window was paid for."""
+        try:
+            data, _ = self._encode(p.job, rid)
+        except Exception:
+            log.exception("camera %s: window %s could not be encoded again", p.camera,
+                          p.window_id)
+            return False
+        retry = replace(p, sent_at=self.clock(), sent_wall=time.time(), tries=p.tries + 1)
+        with self.lock:
+            self.pending[rid] = retry
+        try:
+            if not self._publish(rid, data):
+                return True  # released and counted as failed
+        except Exception:
+            log.exception("camera %s: window %s could not be sent again", p.camera,
+                          p.window_id)
+            self._release(p.camera)
+            self.count("failed")
+            return True
+        self.count("retried")
+        with self.lock:
+            self.stats.bytes_up += len(data)
+        log.info("camera %s: window %s not answered within %.1f s; sent again", p.camera,
+                 p.window_id, self.o.timeout_s)
+        return True
 
     # paho thread -------------------------------------------------------------------------
 

@@ -230,15 +230,27 @@ def test_a_cloud_answer_is_delivered_for_its_window(rig):
     assert rig.manager.client.in_flight_for("c1") == 0
 
 
-def test_an_unanswered_request_times_out_and_a_late_answer_is_dropped(rig):
+def test_an_unanswered_request_is_retried_once_then_times_out_and_a_late_answer_is_dropped(
+        rig):
     # Given a request in flight
     req = rig.send(rig.camera.next_window(0, UNSURE))
     # When the clock passes timeout_s (the client's thread checks every 0.2 s)
     rig.clock.t += TIMEOUT_S - 0.5
     time.sleep(0.3)
-    assert "timeout" not in rig.counts()
+    assert "timeout" not in rig.counts() and "retried" not in rig.counts()
     rig.clock.t += 1.0
-    wait_for(lambda: rig.counts().get("timeout") == 1, "the timeout")
+    # Then it is sent once more, under the same id, with a new expiry (a worker that died
+    # with it in flight loses it; the shared subscription gives the retry to any worker)
+    wait_for(lambda: rig.counts().get("retried") == 1, "the retry")
+    assert len(rig.publisher.published) == 2
+    again = request_of(rig.publisher.published[-1])
+    assert again.id == req.id and again.expires_at > req.expires_at
+    assert [f.index for f in again.frames] == [f.index for f in req.frames]
+    assert "timeout" not in rig.counts() and rig.manager.policy.breaker.failures == 0
+    # and when the retry is not answered either, the request times out
+    rig.clock.t += TIMEOUT_S + 0.5
+    wait_for(lambda: rig.counts().get("timeout") == 1, f"the timeout {rig.counts()}")
+    assert len(rig.publisher.published) == 2
     # Then the camera may send again, and the breaker has seen one failure
     assert rig.manager.client.in_flight_for("c1") == 0
     assert rig.manager.policy.breaker.failures == 1
