@@ -99,6 +99,8 @@ class WorkerMetrics:
                                    "Detections a text query describes", registry=r)
 
 
+STALL_S = 30.0
+"""/healthz turns bad when the batch loop has not moved for this long with requests waiting."""
 ANSWERED_BYTES = 32 << 20
 """Bytes of answers kept for repeated requests (topics, correlation data, payloads)."""
 MAX_CORRELATION_BYTES = 64
@@ -172,6 +174,8 @@ class Worker:
         self._thread = threading.Thread(target=self._serve_loop, name="cloud-batcher",
                                         daemon=True)
         self.started_at = time.monotonic()
+        self._beat = time.monotonic()
+        """When the batch loop last went round (or started a request)."""
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -189,8 +193,13 @@ class Worker:
         self.client.loop_stop()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        ok = self._thread.is_alive() and self.connected.is_set()
-        return ok, {"serving": self._thread.is_alive(), "mqtt_connected":
+        """Healthy while connected and the batch loop goes round: a loop stuck on one request
+        (while others wait) turns /healthz bad after STALL_S."""
+        stuck = time.monotonic() - self._beat
+        stalled = self.jobs.qsize() > 0 and stuck > STALL_S
+        ok = self._thread.is_alive() and self.connected.is_set() and not stalled
+        return ok, {"serving": self._thread.is_alive() and not stalled,
+                    "loop_idle_s": round(stuck, 1), "mqtt_connected":
                     self.connected.is_set(), "queue": self.jobs.qsize(),
                     "redis": self.cache.ping() if self.cache.redis is not None else None}
 
@@ -304,6 +313,7 @@ class Worker:
         b = self.config.batching
         last_stats = time.monotonic()
         while not self._stop.is_set():
+            self._beat = time.monotonic()
             if time.monotonic() - last_stats >= self.config.stats_interval_s:
                 last_stats = time.monotonic()
                 if self.connected.is_set():
@@ -327,6 +337,7 @@ class Worker:
             self.metrics.batch.observe(len(batch))
             self.metrics.queue.set(self.jobs.qsize())
             for job in batch:
+                self._beat = time.monotonic()
                 try:
                     self._serve(job)
                 except Exception as exc:

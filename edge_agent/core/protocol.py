@@ -272,9 +272,32 @@ def decode_response(data: bytes, limits: Limits = Limits()) -> OffloadResponse:
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
+BASELINE = {0xC0: "baseline", 0xC1: "extended sequential"}
+"""The JPEG processes a worker decodes: sequential, one pass over the data. A progressive
+JPEG (SOF2) may repeat its scans without bound, and libjpeg decodes every one: 650 KB of
+them can keep a decoder busy for most of a minute. The edge sends baseline JPEGs."""
+_SOF_NAMES = {0xC2: "progressive", 0xC3: "lossless", 0xC5: "differential sequential",
+              0xC6: "differential progressive", 0xC7: "differential lossless",
+              0xC9: "arithmetic sequential", 0xCA: "arithmetic progressive",
+              0xCB: "arithmetic lossless", 0xCD: "arithmetic differential sequential",
+              0xCE: "arithmetic differential progressive",
+              0xCF: "arithmetic differential lossless"}
+
+
 def jpeg_size(data: bytes) -> tuple[int, int]:
     """(width, height) from a JPEG's frame header, without decoding; ProtocolError when the
-    bytes are not a JPEG or the header is cut short."""
+    bytes are not a JPEG, the header is cut short, or the JPEG is not sequential (BASELINE)."""
+    w, h, marker = jpeg_frame(data)
+    if marker not in BASELINE:
+        raise ProtocolError(f"keyframe JPEG is {_SOF_NAMES.get(marker, hex(marker))} (SOF"
+                            f"{marker - 0xC0}): send baseline JPEGs (the edge does); other "
+                            "kinds are refused unread, since their scans can cost minutes "
+                            "of decoding")
+    return w, h
+
+
+def jpeg_frame(data: bytes) -> tuple[int, int, int]:
+    """(width, height, SOF marker) from a JPEG's frame header, without decoding."""
     if data[:2] != b"\xff\xd8":
         raise ProtocolError("keyframe is not a JPEG (no SOI marker)")
     i, n = 2, len(data)
@@ -295,7 +318,7 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
             h, w = struct.unpack(">HH", data[i + 5:i + 9])
             if w == 0 or h == 0:
                 raise ProtocolError(f"keyframe JPEG declares a size of {w}x{h}")
-            return w, h
+            return w, h, marker
         if marker == 0xDA:  # start of scan before any frame header
             break
         i += 2 + length

@@ -335,3 +335,65 @@ def test_long_correlation_data_is_refused_and_not_kept(mosquitto, scene):
     finally:
         edge.close()
         w.stop()
+
+
+def test_a_progressive_jpeg_bomb_is_refused_unread_and_others_are_served(mosquitto, scene):
+    """One device sends a large progressive JPEG (scans a decoder would spend minutes on):
+    it is refused from its header at once, and another device's request is answered as
+    usual; /healthz stays good because the loop never stalls."""
+    rng = np.random.default_rng(3)
+    big = rng.integers(0, 255, (3904, 4096, 3), np.uint8)
+    bomb = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1,
+                                      cv2.IMWRITE_JPEG_QUALITY, 30])[1].tobytes()
+    w = worker(mosquitto.port, "w-bomb", limits={"max_payload_bytes": 16 << 20})
+    attacker, other = Edge(mosquitto.port, "cw-attacker"), Edge(mosquitto.port, "cw-other")
+    try:
+        good = make_request(scene, "cw-attacker")
+        as_map = msgpack.unpackb(encode(good))
+        frame0 = {**as_map["frames"][0], "jpeg": bomb, "width": 4096, "height": 3904}
+        t0 = time.monotonic()
+        attacker.send(msgpack.packb({**as_map, "frames": [frame0], "edge": [[]]}))
+        (refused, _), = attacker.wait(lambda a: len(a) == 1)
+        took = time.monotonic() - t0
+        valid = make_request(scene, "cw-other")
+        other.send(encode(valid))
+        (answer, _), = other.wait(lambda a: len(a) == 1)
+    finally:
+        attacker.close()
+        other.close()
+    assert refused.status == "error" and "progressive (SOF2)" in refused.error
+    assert took < 2.0, f"the bomb took {took:.1f} s to refuse"
+    assert answer.status == "ok" and answer.id == valid.id
+    ok, detail = w.health()
+    assert ok and detail["serving"]
+    w.stop()
+
+
+def test_health_turns_bad_when_the_batch_loop_stalls(mosquitto, scene):
+    import cloud_fallback.worker as worker_module
+
+    w = worker(mosquitto.port, "w-stall")
+    release = threading.Event()
+    detect = w._detect
+
+    def stuck(i, kf):  # a decode that does not come back (what a bomb would do)
+        release.wait(20)
+        return detect(i, kf)
+
+    w._detect = stuck
+    edge = Edge(mosquitto.port, "cw-stall")
+    old = worker_module.STALL_S
+    worker_module.STALL_S = 0.5
+    try:
+        edge.send(encode(make_request(scene, "cw-stall")))
+        edge.send(encode(make_request(scene, "cw-stall")))
+        assert wait_until(lambda: not w.health()[0], 10)
+        assert w.health()[1]["serving"] is False
+        release.set()
+        edge.wait(lambda a: len(a) == 2, 30)
+        assert wait_until(lambda: w.health()[0], 10)
+    finally:
+        worker_module.STALL_S = old
+        release.set()
+        edge.close()
+        w.stop()

@@ -34,6 +34,19 @@ def test_request_and_response_round_trip():
     assert decode_response(encode(resp)) == resp
 
 
+def test_only_sequential_jpegs_are_taken():
+    """A progressive JPEG may repeat its scans without bound (a "scan bomb" of 4 MB kept a
+    decoder busy for minutes): refused from its header, before any decoding."""
+    import cv2
+    import numpy as np
+
+    image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)
+    progressive = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    with pytest.raises(ProtocolError, match=r"progressive \(SOF2\): send baseline JPEGs"):
+        jpeg_size(progressive)
+    assert jpeg_size(cv2.imencode(".jpg", image)[1].tobytes()) == (64, 48)
+
+
 def test_jpeg_size_reads_the_header_without_decoding():
     assert jpeg_size(jpeg(64, 48)) == (64, 48)
     data = bytearray(jpeg(64, 48))
