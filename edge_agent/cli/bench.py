@@ -18,11 +18,15 @@ from edge_agent.core.detector import Detector
 def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measure the pipeline (against pure inference) or what "
                                      "offloading buys (accuracy, uplink, cache, latency)")
-    p.add_argument("what", choices=["pipeline", "offload", "sizes", "live"],
+    p.add_argument("what", choices=["pipeline", "offload", "sizes", "live", "fuzz"],
                    help="what to measure "
                    "(sizes: how well sizes in text queries are read, by the scale the agent "
                    "learns)")
     p.add_argument("--model", type=Path, default=None, help="default: the bundled edge model")
+    p.add_argument("--requests", type=int, default=10_000,
+                   help="fuzz: hostile requests to send (default 10000)")
+    p.add_argument("--settle", type=float, default=60.0,
+                   help="fuzz: seconds to wait before the worker's memory is read again")
     p.add_argument("--cloud-model", type=Path, default=None,
                    help="offload: default the bundled cloud model")
     p.add_argument("--seeds", default="1000,1001,1002,1003",
@@ -77,6 +81,8 @@ def run_bench(args: argparse.Namespace) -> int:
         return run_bench_sizes(args)
     if args.what == "live":
         return run_bench_live(args)
+    if args.what == "fuzz":
+        return run_bench_fuzz(args)
     from edge_agent.tools.bench.pipeline import bench_pipeline, markdown
 
     model = args.model or bundled_edge_model()
@@ -96,6 +102,17 @@ def run_bench(args: argparse.Namespace) -> int:
     else:
         print(f"{result['date']}, {result['machine']}, model {result['model']}\n")
         print(markdown(result))
+    return EXIT_OK
+
+
+def run_bench_fuzz(args: argparse.Namespace) -> int:
+    """Hostile requests against a real worker, with a valid device beside them."""
+    from edge_agent.tools.bench.fuzz import bench_fuzz
+
+    r = bench_fuzz(args.requests, args.settle,
+                   progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
+    r.update(date=date.today().isoformat(), machine=f"{platform.node()} {platform.machine()}")
+    print(json.dumps(r, indent=2))
     return EXIT_OK
 
 
