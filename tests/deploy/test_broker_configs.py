@@ -161,3 +161,20 @@ def test_home_assistant_discovery_through_the_acl(connect):
                                               ("osprey/dev-a/cam/count/person", b"2")]
     assert ha.publish("homeassistant/status", b"online") in DELIVERED
     assert a.wait_messages(1, 5) == [("homeassistant/status", b"online")]
+
+
+def test_the_broker_refuses_messages_over_the_workers_cap(connect):
+    """max_packet_size: a 5 MB request never reaches the workers (the device is told the limit
+    in its CONNACK, and disconnected if it sends more); a 1 MB one does."""
+    import paho.mqtt.client as mqtt
+
+    worker, a = connect("cloud-worker"), connect("dev-a")
+    assert worker.subscribe(SHARED) == [GRANTED_QOS1]
+    info = a.client.publish("osprey/dev-a/offload/request", b"\0" * (5 << 20), qos=1)
+    assert info.rc in (mqtt.MQTT_ERR_PAYLOAD_SIZE, mqtt.MQTT_ERR_SUCCESS)
+    time.sleep(1.0)
+    assert worker.messages == []
+    b = connect("dev-b")
+    assert b.publish("osprey/dev-b/offload/request", b"\1" * (1 << 20)) in DELIVERED
+    [(topic, payload)] = worker.wait_messages(1, 5)
+    assert topic == "osprey/dev-b/offload/request" and len(payload) == 1 << 20
