@@ -100,7 +100,7 @@ class WorkerMetrics:
 
 
 STALL_S = 30.0
-"""/healthz turns bad when the batch loop has not moved for this long with requests waiting."""
+"""/healthz turns bad when one request has been in service for this long."""
 ANSWERED_BYTES = 32 << 20
 """Bytes of answers kept for repeated requests (topics, correlation data, payloads)."""
 MAX_CORRELATION_BYTES = 64
@@ -174,8 +174,8 @@ class Worker:
         self._thread = threading.Thread(target=self._serve_loop, name="cloud-batcher",
                                         daemon=True)
         self.started_at = time.monotonic()
-        self._beat = time.monotonic()
-        """When the batch loop last went round (or started a request)."""
+        self._busy_since: float | None = None
+        """When the request in service started (None: idle)."""
 
     # lifecycle ---------------------------------------------------------------------------
 
@@ -193,13 +193,14 @@ class Worker:
         self.client.loop_stop()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy while connected and the batch loop goes round: a loop stuck on one request
-        (while others wait) turns /healthz bad after STALL_S."""
-        stuck = time.monotonic() - self._beat
-        stalled = self.jobs.qsize() > 0 and stuck > STALL_S
+        """Healthy while connected and the batch loop makes progress: one request in service
+        for longer than STALL_S (a decode that does not come back) turns /healthz bad."""
+        busy = self._busy_since
+        stuck = 0.0 if busy is None else time.monotonic() - busy
+        stalled = stuck > STALL_S
         ok = self._thread.is_alive() and self.connected.is_set() and not stalled
         return ok, {"serving": self._thread.is_alive() and not stalled,
-                    "loop_idle_s": round(stuck, 1), "mqtt_connected":
+                    "request_busy_s": round(stuck, 1), "mqtt_connected":
                     self.connected.is_set(), "queue": self.jobs.qsize(),
                     "redis": self.cache.ping() if self.cache.redis is not None else None}
 
@@ -313,7 +314,6 @@ class Worker:
         b = self.config.batching
         last_stats = time.monotonic()
         while not self._stop.is_set():
-            self._beat = time.monotonic()
             if time.monotonic() - last_stats >= self.config.stats_interval_s:
                 last_stats = time.monotonic()
                 if self.connected.is_set():
@@ -337,7 +337,7 @@ class Worker:
             self.metrics.batch.observe(len(batch))
             self.metrics.queue.set(self.jobs.qsize())
             for job in batch:
-                self._beat = time.monotonic()
+                self._busy_since = time.monotonic()
                 try:
                     self._serve(job)
                 except Exception as exc:
@@ -345,6 +345,8 @@ class Worker:
                     self._count("error")
                     self._send(job.reply_to, job.corr,
                                encode(self._error(job.req, f"internal error: {exc}")))
+                finally:
+                    self._busy_since = None
 
     def _serve(self, job: _Job) -> None:
         req = job.req

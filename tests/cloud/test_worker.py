@@ -388,6 +388,7 @@ def test_health_turns_bad_when_the_batch_loop_stalls(mosquitto, scene):
         edge.send(encode(make_request(scene, "cw-stall")))
         edge.send(encode(make_request(scene, "cw-stall")))
         assert wait_until(lambda: not w.health()[0], 10)
+        assert w.health()[1]["request_busy_s"] >= 0.5
         assert w.health()[1]["serving"] is False
         release.set()
         edge.wait(lambda a: len(a) == 2, 30)
