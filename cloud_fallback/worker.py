@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -99,6 +99,52 @@ class WorkerMetrics:
                                    "Detections a text query describes", registry=r)
 
 
+class FairQueue:
+    """The worker's request queue, fair between devices: one FIFO per device, served in turn
+    (a device that sends a thousand requests waits behind its own, not in front of everyone
+    else's), each device holding at most `per_device` of the `maxsize` places. Drop-in for the
+    queue.Queue calls the worker makes (put_nowait, get, qsize)."""
+
+    def __init__(self, maxsize: int, per_device: int | None = None) -> None:
+        self.maxsize = maxsize
+        self.per_device = per_device or max(4, maxsize // 4)
+        self._queues: dict[str, deque[_Job]] = {}
+        self._turn: deque[str] = deque()
+        self._size = 0
+        self._cond = threading.Condition()
+
+    def put_nowait(self, job: _Job) -> None:
+        device = job.req.device
+        with self._cond:
+            mine = self._queues.get(device)
+            if self._size >= self.maxsize or (mine is not None and
+                                               len(mine) >= self.per_device):
+                raise queue.Full
+            if mine is None:
+                mine = self._queues[device] = deque()
+                self._turn.append(device)
+            mine.append(job)
+            self._size += 1
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> _Job:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._size > 0, timeout):
+                raise queue.Empty
+            device = self._turn.popleft()
+            mine = self._queues[device]
+            job = mine.popleft()
+            self._size -= 1
+            if mine:
+                self._turn.append(device)  # its next one after every other device's
+            else:
+                del self._queues[device]
+            return job
+
+    def qsize(self) -> int:
+        return self._size
+
+
 STALL_S = 30.0
 """/healthz turns bad when one request has been in service for this long."""
 ANSWERED_BYTES = 32 << 20
@@ -158,7 +204,7 @@ class Worker:
             ANSWERED_BYTES, 600,
             getsizeof=lambda v: 256 + len(v[0] or "") + len(v[1] or b"") + len(v[2]))
         self._answered_lock = threading.Lock()
-        self.jobs: queue.Queue[_Job] = queue.Queue(config.batching.max_queue)
+        self.jobs = FairQueue(config.batching.max_queue)
         self.metrics = WorkerMetrics()
         self.stats: Counter[str] = Counter()
         self.connected = threading.Event()
@@ -276,8 +322,9 @@ class Worker:
             self.jobs.put_nowait(_Job(req, reply_to, corr, received, time.time()))
         except queue.Full:
             self._count("busy")
-            self._send(reply_to, corr, encode(self._error(req, "busy: the worker's queue is "
-                                                          "full; retry later")))
+            self._send(reply_to, corr, encode(self._error(
+                req, f"busy: the worker's queue is full, or this device already has "
+                     f"{self.jobs.per_device} requests waiting; retry later")))
         self.metrics.queue.set(self.jobs.qsize())
 
     def _answer_malformed(self, payload: bytes, reason: str, reply_to: str | None,

@@ -398,3 +398,50 @@ def test_health_turns_bad_when_the_batch_loop_stalls(mosquitto, scene):
         release.set()
         edge.close()
         w.stop()
+
+
+def test_a_flooding_device_waits_behind_its_own_requests(mosquitto, scene):
+    """Devices are served in turn: one that sends 30 requests at once does not hold back
+    another's one request sent just after (it is among the first answered), and past its
+    share of the queue it is told it is busy, alone."""
+    w = worker(mosquitto.port, "w-fair", batching={"max_batch": 1, "max_wait_ms": 1,
+                                                   "max_queue": 40})
+    flood, quiet = Edge(mosquitto.port, "cw-flood"), Edge(mosquitto.port, "cw-quiet")
+    order: list[str] = []
+    lock = threading.Lock()
+    for edge in (flood, quiet):
+        handler = edge.client.on_message
+
+        def on(client, userdata, msg, handler=handler, name=edge.device):
+            if decode_response(msg.payload).status == "ok":
+                with lock:
+                    order.append(name)
+            handler(client, userdata, msg)
+
+        edge.client.on_message = on
+    rng = np.random.default_rng(5)
+
+    def fresh(device):  # another picture each time: no answer comes from the cache
+        noisy = [(np.clip(img.astype(np.int16) + rng.integers(-8, 9, img.shape), 0, 255)
+                  .astype(np.uint8), t) for img, t in scene]
+        return make_request(noisy, device)
+
+    try:
+        for _ in range(30):
+            flood.send(encode(fresh("cw-flood")))
+        mine = fresh("cw-quiet")
+        quiet.send(encode(mine))
+        quiet.wait(lambda a: len(a) == 1, 60)
+        flood.wait(lambda a: len(a) == 30, 120)
+    finally:
+        flood.close()
+        quiet.close()
+        w.stop()
+    assert quiet.answers[0][0].status == "ok"
+    # among the answers computed, the quiet device's comes second or third at most (one of
+    # the flood's may already be in service when it arrives)
+    assert order.index("cw-quiet") <= 2, order
+    busy = [r for r, _ in flood.answers if r.status == "error"]
+    # 10 places for the flood (plus one already taken into service), then busy
+    assert len(busy) in (19, 20) and len(order) == 30 - len(busy) + 1
+    assert all("this device already has 10 requests waiting" in r.error for r in busy)
