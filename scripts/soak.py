@@ -1,0 +1,120 @@
+"""A soak of the agent and a cloud worker with offload on: resident memory of both over time.
+
+    python scripts/soak.py --minutes 60 [--out soak.json]
+
+A Mosquitto, a `cloud-fallback run` worker and an `edge-agent run` agent, each in its own
+process: a synthetic camera at 15 fps whose scenes come back, every window offloaded that the
+budget allows (rate policy at 100 %, 60 windows a minute), text queries on, the edge cache on.
+Every 30 s the resident memory (VmRSS) of the agent and the worker is sampled. Reported: the
+samples, and each process's mean RSS in minute 9-11 against the last two minutes (the target
+is within 5 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from edge_agent.tools.bench.pipeline import BenchBroker
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--every", type=float, default=30.0, help="seconds between samples")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    broker = BenchBroker()
+    tmp = tempfile.TemporaryDirectory()
+    cloud = Path(tmp.name) / "cloud.yaml"
+    mqtt = f'{{host: 127.0.0.1, port: {broker.port}, protocol: "{broker.protocol}"}}'
+    cloud.write_text(f"""mqtt: {mqtt}
+cache: {{redis_url: null}}
+metrics: {{enabled: false}}
+""")
+    edge = Path(tmp.name) / "edge.yaml"
+    edge.write_text(f"""device_id: soak
+cameras:
+  - name: street
+    url: synthetic://?seed=7&preset=normal&fps=15&segment_seconds=10&recurring_fraction=0.5
+    text_queries: ["red car", "person"]
+window: {{size: 15, stride: 15}}
+offload:
+  enabled: true
+  mode: rate
+  rate_target: 1.0
+  score_threshold: 0.0
+  windows_per_minute: 60
+mqtt: {mqtt}
+metrics: {{enabled: false}}
+""")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    logs = Path(tmp.name)
+    worker = subprocess.Popen([sys.executable, "-m", "cloud_fallback", "run", "--config",
+                               str(cloud)], stdout=(logs / "worker.log").open("wb"),
+                              stderr=subprocess.STDOUT, env=env)
+    time.sleep(5)
+    agent = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "--config", str(edge)],
+                             stdout=(logs / "agent.log").open("wb"), stderr=subprocess.STDOUT,
+                             env=env)
+    samples: list[dict] = []
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < args.minutes * 60:
+            time.sleep(args.every)
+            if agent.poll() is not None or worker.poll() is not None:
+                raise RuntimeError("a process ended: "
+                                   + (logs / "agent.log").read_text()[-1500:]
+                                   + (logs / "worker.log").read_text()[-1500:])
+            row = {"minute": round((time.monotonic() - t0) / 60, 2),
+                   "agent_mb": rss_mb(agent.pid), "worker_mb": rss_mb(worker.pid)}
+            samples.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            if args.out:
+                args.out.write_text(json.dumps({"samples": samples}, indent=1))
+    finally:
+        agent.terminate()
+        worker.terminate()
+        agent.wait(20)
+        worker.wait(20)
+        answered = (logs / "worker.log").read_text()[-400:]
+        broker.stop()
+        tmp.cleanup()
+
+    def window(name: str, lo: float, hi: float) -> float:
+        return statistics.mean(s[name] for s in samples if lo <= s["minute"] <= hi)
+
+    end = samples[-1]["minute"]
+    report = {"minutes": args.minutes, "samples": samples}
+    for name in ("agent_mb", "worker_mb"):
+        early = window(name, 9, 11)
+        late = window(name, end - 2, end)
+        report[name.replace("_mb", "")] = {"minute_9_11_mb": round(early, 1),
+                                           "last_2_minutes_mb": round(late, 1),
+                                           "change_pct": round(100 * (late / early - 1), 2)}
+    report["worker_log_tail"] = answered
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
