@@ -128,8 +128,7 @@ def run_agent(config: EdgeConfig, *, seconds: float | None, summary: bool,
     if config.live.enabled:
         try:
             live = LiveView(config.live, [c.name for c in config.cameras if c.enabled],
-                            lambda: {"device": config.device_id, "counters": agent.snapshot(),
-                                     "stats": agent.last_stats}).start()
+                            lambda: agent.live_state()).start()
         except OSError as exc:
             log.warning("live view not started on %s:%d (%s); the agent runs without it: "
                         "set live.port to a free port", config.live.host, config.live.port,

@@ -83,6 +83,16 @@ def test_sigterm_is_a_clean_stop(mosquitto):
     assert states[-1]["state"] == "down" and states[-1]["reason"] == "stopped"
 
 
+def demo_subscriber(port: int, got: list) -> mqtt.Client:
+    """A subscriber to everything the demo publishes (its broker speaks MQTT 3.1.1)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client.on_connect = lambda c, *a: c.subscribe("osprey/demo/#", qos=1)
+    client.on_message = lambda c, u, m: got.append(m)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
 def test_demo_starts_an_embedded_broker_when_none_answers():
     port = free_port()
     assert not broker_reachable("127.0.0.1", port)
@@ -92,11 +102,7 @@ def test_demo_starts_an_embedded_broker_when_none_answers():
     got = []
     try:
         assert wait_until(lambda: broker_reachable("127.0.0.1", port), 30)
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-        client.on_connect = lambda c, *a: c.subscribe("osprey/demo/#", qos=1)
-        client.on_message = lambda c, u, m: got.append(m)
-        client.connect("127.0.0.1", port)
-        client.loop_start()
+        client = demo_subscriber(port, got)
         assert wait_until(lambda: len(decoded(got, "osprey/demo/street/detections")) >= 20,
                           30)
         client.loop_stop()
@@ -127,11 +133,7 @@ def test_demo_shows_the_whole_mission_within_a_minute():
     started = time.monotonic()
     try:
         assert wait_until(lambda: broker_reachable("127.0.0.1", port), 30)
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-        client.on_connect = lambda c, *a: c.subscribe("osprey/demo/#", qos=1)
-        client.on_message = lambda c, u, m: got.append(m)
-        client.connect("127.0.0.1", port)
-        client.loop_start()
+        client = demo_subscriber(port, got)
 
         def refined(source):
             return [r for r in decoded(got, "osprey/demo/street/refined", "refined")

@@ -37,9 +37,7 @@ def run_agent(port: int, device: str, live_config: dict):
     publisher = Publisher(config.mqtt, device).start()
     assert publisher.connected.wait(5)
     holder: dict = {}
-    live = LiveView(config.live, ["gate"], lambda: {
-        "device": device, "counters": holder["agent"].snapshot(),
-        "stats": holder["agent"].last_stats}).start()
+    live = LiveView(config.live, ["gate"], lambda: holder["agent"].live_state()).start()
     agent = Agent(config, shared_detector(), publisher, model_id="osprey_edge_ssdlite",
                   live=live, configuration_url=live.url)
     holder["agent"] = agent

@@ -203,6 +203,11 @@ class Agent:
         """Counters for metrics, read without resetting the stats interval."""
         return stats.counters(self.pipelines, self.publisher, self.offload)
 
+    def live_state(self) -> dict[str, Any]:
+        """What the live view shows besides frames: counters now and the last stats."""
+        return {"device": self.config.device_id, "counters": self.snapshot(),
+                "stats": self.last_stats}
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         return stats.health(self.pipelines, self.publisher, self.stages.heartbeat,
                             self.stages.alive, self.post.alive)

@@ -162,9 +162,7 @@ def run_agent(detector: Detector, broker: BenchBroker, openers: dict[str, Callab
     live = stop_viewer = None
     holder: dict[str, Agent] = {}
     if viewer is not None:
-        live = LiveView(config.live, list(openers), lambda: {
-            "device": device, "counters": holder["agent"].snapshot(),
-            "stats": holder["agent"].last_stats}).start()
+        live = LiveView(config.live, list(openers), lambda: holder["agent"].live_state()).start()
     agent = Agent(config, detector, publisher, model_id="bench", openers=openers, live=live)
     holder["agent"] = agent
     if live is not None:
