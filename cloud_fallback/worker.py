@@ -110,6 +110,7 @@ class FairQueue:
         self.per_device = per_device or max(4, maxsize // 4)
         self._queues: dict[str, deque[_Job]] = {}
         self._turn: deque[str] = deque()
+        self._served: str | None = None  # the device taken last: back in line at the next get
         self._size = 0
         self._cond = threading.Condition()
 
@@ -122,7 +123,8 @@ class FairQueue:
                 raise queue.Full
             if mine is None:
                 mine = self._queues[device] = deque()
-                self._turn.append(device)
+                if device != self._served:
+                    self._turn.append(device)
             mine.append(job)
             self._size += 1
             self._cond.notify()
@@ -131,14 +133,17 @@ class FairQueue:
         with self._cond:
             if not self._cond.wait_for(lambda: self._size > 0, timeout):
                 raise queue.Empty
+            if self._served in self._queues:
+                # the device served last goes back in line only now, behind every device
+                # that asked while its request was in service
+                self._turn.append(self._served)
             device = self._turn.popleft()
             mine = self._queues[device]
             job = mine.popleft()
             self._size -= 1
-            if mine:
-                self._turn.append(device)  # its next one after every other device's
-            else:
+            if not mine:
                 del self._queues[device]
+            self._served = device
             return job
 
     def qsize(self) -> int:

@@ -402,23 +402,22 @@ def test_health_turns_bad_when_the_batch_loop_stalls(mosquitto, scene):
 
 def test_a_flooding_device_waits_behind_its_own_requests(mosquitto, scene):
     """Devices are served in turn: one that sends 30 requests at once does not hold back
-    another's one request sent just after (it is among the first answered), and past its
-    share of the queue it is told it is busy, alone."""
+    another's one request sent just after (it is served next), and past its share of the
+    queue it is told it is busy, alone. The first request is held in service until every
+    request has arrived, so the order checked is the queue's, not the machine's load."""
     w = worker(mosquitto.port, "w-fair", batching={"max_batch": 1, "max_wait_ms": 1,
                                                    "max_queue": 40})
     flood, quiet = Edge(mosquitto.port, "cw-flood"), Edge(mosquitto.port, "cw-quiet")
-    order: list[str] = []
-    lock = threading.Lock()
-    for edge in (flood, quiet):
-        handler = edge.client.on_message
+    served: list[str] = []
+    release = threading.Event()
+    serve = w._serve
 
-        def on(client, userdata, msg, handler=handler, name=edge.device):
-            if decode_response(msg.payload).status == "ok":
-                with lock:
-                    order.append(name)
-            handler(client, userdata, msg)
+    def held(job):  # the service order, as the worker takes jobs from its queue
+        served.append(job.req.device)
+        release.wait(60)
+        serve(job)
 
-        edge.client.on_message = on
+    w._serve = held
     rng = np.random.default_rng(5)
 
     def fresh(device):  # another picture each time: no answer comes from the cache
@@ -429,19 +428,23 @@ def test_a_flooding_device_waits_behind_its_own_requests(mosquitto, scene):
     try:
         for _ in range(30):
             flood.send(encode(fresh("cw-flood")))
-        mine = fresh("cw-quiet")
-        quiet.send(encode(mine))
+        # one in service, 10 waiting, 19 told busy
+        flood.wait(lambda a: len(a) == 19, 60)
+        assert wait_until(lambda: w.jobs.qsize() == 10, 30)
+        quiet.send(encode(fresh("cw-quiet")))
+        assert wait_until(lambda: w.jobs.qsize() == 11, 30)
+        release.set()
         quiet.wait(lambda a: len(a) == 1, 60)
         flood.wait(lambda a: len(a) == 30, 120)
     finally:
+        release.set()
         flood.close()
         quiet.close()
         w.stop()
     assert quiet.answers[0][0].status == "ok"
-    # among the answers computed, the quiet device's comes second or third at most (one of
-    # the flood's may already be in service when it arrives)
-    assert order.index("cw-quiet") <= 2, order
+    # the flood's first was in service when the quiet device asked; it is served next
+    assert served[:3] == ["cw-flood", "cw-quiet", "cw-flood"], served
+    assert len(served) == 12
     busy = [r for r, _ in flood.answers if r.status == "error"]
-    # 10 places for the flood (plus one already taken into service), then busy
-    assert len(busy) in (19, 20) and len(order) == 30 - len(busy) + 1
+    assert len(busy) == 19 and sum(r.status == "ok" for r, _ in flood.answers) == 11
     assert all("this device already has 10 requests waiting" in r.error for r in busy)

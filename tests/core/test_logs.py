@@ -33,3 +33,26 @@ def test_registered_secret_is_masked_in_messages_and_tracebacks():
                                    sys.exc_info())
     out = formatter.format(record)
     assert "s3cr3t-value" not in out and "login ***" in out and "auth failed for ***" in out
+
+
+def test_log_lines_go_to_the_stderr_of_the_moment(monkeypatch):
+    import io
+    import sys
+
+    from edge_agent.core.logs import StderrHandler
+
+    handler = StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("osprey-test-stderr")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        first, second = io.StringIO(), io.StringIO()
+        monkeypatch.setattr(sys, "stderr", first)
+        log.warning("one")
+        first.close()  # a closed stream is not written to again
+        monkeypatch.setattr(sys, "stderr", second)
+        log.warning("two")
+        assert second.getvalue() == "two\n"
+    finally:
+        log.removeHandler(handler)

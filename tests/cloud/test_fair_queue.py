@@ -1,0 +1,54 @@
+"""The worker's queue order between devices, without a broker: what the MQTT test of a
+flooding device relies on, checked step by step."""
+from __future__ import annotations
+
+import queue
+from types import SimpleNamespace
+
+import pytest
+
+from cloud_fallback.worker import FairQueue
+
+
+def job(device: str, n: int):
+    return SimpleNamespace(req=SimpleNamespace(device=device), n=n)
+
+
+def take(q: FairQueue, k: int) -> list[tuple[str, int]]:
+    return [(j.req.device, j.n) for j in (q.get(timeout=0) for _ in range(k))]
+
+
+def test_devices_take_turns():
+    q = FairQueue(maxsize=40, per_device=10)
+    for n in range(3):
+        q.put_nowait(job("a", n))
+    q.put_nowait(job("b", 0))
+    q.put_nowait(job("c", 0))
+    assert take(q, 5) == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("a", 2)]
+    assert q.qsize() == 0
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0)
+
+
+def test_a_device_that_asks_during_anothers_service_goes_before_its_next():
+    q = FairQueue(maxsize=40, per_device=10)
+    q.put_nowait(job("flood", 0))
+    assert take(q, 1) == [("flood", 0)]  # taken alone: in service
+    for n in range(1, 4):
+        q.put_nowait(job("flood", n))
+    q.put_nowait(job("quiet", 0))  # asks while flood's first is in service
+    assert take(q, 4) == [("quiet", 0), ("flood", 1), ("flood", 2), ("flood", 3)]
+
+
+def test_each_device_holds_its_share_and_the_queue_its_size():
+    q = FairQueue(maxsize=6, per_device=4)
+    for n in range(4):
+        q.put_nowait(job("a", n))
+    with pytest.raises(queue.Full):
+        q.put_nowait(job("a", 4))  # its share is full; others still get in
+    q.put_nowait(job("b", 0))
+    q.put_nowait(job("b", 1))
+    with pytest.raises(queue.Full):
+        q.put_nowait(job("c", 0))  # the queue is full
+    assert q.qsize() == 6
+    assert take(q, 6) == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("a", 3)]
