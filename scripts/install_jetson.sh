@@ -42,7 +42,7 @@ usage: install_jetson.sh --camera URL [--camera URL ...] --broker HOST[:PORT] [o
                             repeat for more; named cam0, cam1, ... in the config
   --broker HOST[:PORT]      the MQTT broker (port 8883 with --ca-file, else 1883)
   --device-id ID            device id in every topic (default: this host's name)
-  --mqtt-user NAME          broker username (the shipped ACL expects the device id)
+  --mqtt-user NAME          broker username (the shipped broker accounts expect the device id)
   --mqtt-password-file F    file holding the broker password (copied to $ETC/mqtt-password)
   --ca-file F               CA certificate of the broker: enables TLS (copied to $ETC/ca.crt)
   --precision P             int8 (default), fp16 or fp32
@@ -159,7 +159,7 @@ parse_args() {
   [ -n "$BROKER" ] || die "no broker given" "add --broker HOST[:PORT]"
   case $PRECISION in int8|fp16|fp32) ;; *) die "--precision $PRECISION is not int8, fp16 or fp32" "pick one of them" ;; esac
   [ -z "$PASSWORD_FILE" ] || [ -f "$PASSWORD_FILE" ] || die "password file $PASSWORD_FILE not found" "give the path of a file that holds only the broker password"
-  [ -z "$PASSWORD_FILE" ] || [ -n "$MQTT_USER" ] || die "--mqtt-password-file needs --mqtt-user" "add --mqtt-user (the device id, with the shipped ACL)"
+  [ -z "$PASSWORD_FILE" ] || [ -n "$MQTT_USER" ] || die "--mqtt-password-file needs --mqtt-user" "add --mqtt-user (the device id, with the shipped broker accounts)"
   [ -z "$CA_FILE" ] || [ -f "$CA_FILE" ] || die "CA file $CA_FILE not found" "give the CA certificate (PEM) that signed the broker's certificate"
   if [ -z "$DEVICE_ID" ]; then
     DEVICE_ID=$(hostname | tr -c 'A-Za-z0-9_.\n-' '-')

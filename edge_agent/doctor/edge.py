@@ -8,6 +8,7 @@ from edge_agent.core.doctor.machine import engine_check, machine_checks, resolve
 from edge_agent.core.doctor.model import check_model
 from edge_agent.core.doctor.report import Check, skip, warn
 from edge_agent.core.doctor.services import check_broker
+from edge_agent.core.mqtt.client import agent_client_id
 from edge_agent.doctor.cameras import check_cameras
 from edge_agent.runtime.capture.opencv import describe
 from edge_agent.runtime.capture.registry import has_opener
@@ -44,4 +45,5 @@ def _broker(config: EdgeConfig | None, timeout: float) -> Check:
     if config.mqtt.host is None:
         return warn("broker", "mqtt.host is not set: `edge-agent demo` starts its own broker, "
                     "`edge-agent run` needs one", "set mqtt.host to the broker's address")
-    return check_broker(config.mqtt, timeout=min(timeout, 5.0), device_id=config.device_id)
+    return check_broker(config.mqtt, timeout=min(timeout, 5.0), device_id=config.device_id,
+                        client_id=agent_client_id(config.mqtt, config.device_id))

@@ -48,6 +48,42 @@ def password_file(path: Path, users: dict[str, str]) -> Path:
     return path
 
 
+DYNSEC_PLUGIN = "/usr/lib/mosquitto_dynamic_security.so"
+"""The plugin's path in the eclipse-mosquitto image (the shipped TLS config's)."""
+
+
+def dynsec_plugin() -> str:
+    """The dynamic-security plugin of the Mosquitto installed here (Debian's package ships it
+    under the multiarch library folder)."""
+    found = [*sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so")),
+             Path(DYNSEC_PLUGIN)]
+    for path in found:
+        if path.exists():
+            return str(path)
+    pytest.skip("Mosquitto's dynamic-security plugin is not installed (it comes with the "
+                "mosquitto package, 2.0 or later)")
+
+
+def accounts(path: Path, devices: dict[str, str], workers: dict[str, str] | None = None,
+             homeassistant: str | None = None) -> Path:
+    """A dynamic-security file made by scripts/broker_accounts.py, the way users make it."""
+    script = [sys.executable, str(REPO / "scripts" / "broker_accounts.py"), str(path)]
+
+    def run(*args: str, password: str | None = None) -> None:
+        env = {**os.environ, "OSPREY_ACCOUNT_PASSWORD": password or ""}
+        extra = ["--password-env", "OSPREY_ACCOUNT_PASSWORD"] if password else []
+        subprocess.run([*script, *args, *extra], check=True, capture_output=True, env=env)
+
+    run("init")
+    for device, password in devices.items():
+        run("device", device, password=password)
+    for worker, password in (workers or {}).items():
+        run("worker", worker, password=password)
+    if homeassistant:
+        run("homeassistant", password=homeassistant)
+    return path
+
+
 def broker_from(conf: Path, workdir: Path, replace: dict[str, str]) -> Server:
     """Mosquitto run from one of the repository's configs, its paths and port replaced so it
     runs in `workdir` on a free port; every other line is the file's own."""
@@ -72,13 +108,15 @@ class Probe:
     """An MQTT v5 client that records messages, CONNACK, SUBACK and PUBACK reason codes."""
 
     def __init__(self, port: int, user: str | None = None, password: str | None = None, *,
-                 ca: Path | None = None, tls: bool = True) -> None:
+                 ca: Path | None = None, tls: bool = True, client_id: str | None = None) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self.acks: dict[object, list[int]] = {}
         self.cond = threading.Condition()
         self.connack: int | None = None
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                                  client_id=f"probe-{user}-{id(self)}")
+                                  client_id=client_id or f"probe-{user}-{id(self)}")
+        self.disconnected: int | None = None
+        self.client.on_disconnect = self._on_disconnect
         if user:
             self.client.username_pw_set(user, password)
         if tls:
@@ -99,6 +137,11 @@ class Probe:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         with self.cond:
             self.connack = reason_code.value
+            self.cond.notify_all()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        with self.cond:
+            self.disconnected = reason_code.value
             self.cond.notify_all()
 
     def _on_message(self, client, userdata, msg) -> None:

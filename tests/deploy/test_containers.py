@@ -17,10 +17,10 @@ DOCKER = REPO / "deploy" / "docker"
 DOCKERFILES = [DOCKER / "Dockerfile.cloud", DOCKER / "Dockerfile.jetson"]
 COMPOSE_DIR = REPO / "deploy" / "compose"
 COMPOSE = COMPOSE_DIR / "docker-compose.yml"
-MADE_BY_THE_USER = {"secrets/certs", "secrets/certs/ca.crt", "secrets/passwords",
+MADE_BY_THE_USER = {"secrets/certs", "secrets/certs/ca.crt", "secrets/security",
                     "secrets/worker-password", "secrets/grafana-admin-password"}
-"""Mounted files that are made at install time (gen-certs.sh, mosquitto_passwd), never kept
-in the repository; docs/deployment.md gives the commands."""
+"""Mounted files that are made at install time (gen-certs.sh, scripts/broker_accounts.py),
+never kept in the repository; docs/deployment.md gives the commands."""
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -90,14 +90,20 @@ def test_mounts_point_at_the_repositorys_files():
     for secret in doc["secrets"].values():
         assert secret["file"].removeprefix("./") in MADE_BY_THE_USER
     targets = {t: s for s, t in mounted}
-    # the broker runs the repository's TLS config and ACL
+    # the broker runs the repository's TLS config, its accounts in a folder it may write
     conf = "/mosquitto/config/"
     assert targets[conf + "mosquitto.conf"].endswith("configs/mosquitto/mosquitto-tls.conf")
-    assert targets[conf + "acl.conf"].endswith("configs/mosquitto/acl.conf")
     tls_conf = (REPO / "configs/mosquitto/mosquitto-tls.conf").read_text()
-    for path in re.findall(r"^(?:cafile|certfile|keyfile|password_file|acl_file) (\S+)",
-                           tls_conf, re.M):
+    files = re.findall(r"^(?:cafile|certfile|keyfile|plugin_opt_config_file) (\S+)", tls_conf,
+                       re.M)
+    assert len(files) == 4
+    for path in files:
         assert any(path.startswith(t.rstrip("/")) for t in targets), path
+    security = next(v for v in doc["services"]["mosquitto"]["volumes"]
+                    if v.split(":")[1] == "/mosquitto/security")
+    assert not security.endswith(":ro"), security
+    # the plugin's path is the eclipse-mosquitto image's
+    assert "plugin /usr/lib/mosquitto_dynamic_security.so" in tls_conf
 
 
 def test_the_workers_config_is_valid_with_the_stacks_settings(tmp_path):
@@ -119,9 +125,9 @@ def test_the_workers_config_is_valid_with_the_stacks_settings(tmp_path):
     assert config.mqtt.tls.enabled and config.mqtt.resolved_password() == "secret-for-the-worker"
     assert config.cache.redis_url == "redis://redis:6379/0"
     assert str(config.model.detector.path).startswith("/usr/local/share/osprey/models/cloud/")
-    # the worker's username is the one the ACL gives the shared subscription
-    acl = (REPO / "configs/mosquitto/acl.conf").read_text()
-    assert f"user {config.mqtt.username}\ntopic read osprey/+/offload/request" in acl
+    # the worker's username is the account the compose header makes with the worker role
+    header = COMPOSE.read_text()
+    assert f"broker_accounts.py $A worker {config.mqtt.username} " in header
 
 
 def test_the_triton_override_runs_the_real_config_against_the_servers_model(tmp_path):

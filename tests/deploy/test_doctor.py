@@ -11,7 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_kit import MOSQUITTO_CONFIGS, broker_from, make_certs, password_file
+from deploy_kit import (
+    DYNSEC_PLUGIN,
+    MOSQUITTO_CONFIGS,
+    accounts,
+    broker_from,
+    dynsec_plugin,
+    make_certs,
+    password_file,
+)
 from servers import free_port
 
 from edge_agent.cli import main as edge_main
@@ -103,12 +111,16 @@ def test_wrong_password_is_told_apart_from_no_broker(tmp_path, capsys):
 
 
 def test_tls_without_the_ca_and_without_tls(tmp_path, capsys):
+    """The shipped TLS config and broker accounts: the device's account is bound to the
+    agent's client id, so the doctor's own id is refused and the check is made as the agent
+    (told apart from a wrong password only that way)."""
     certs = make_certs(tmp_path / "certs", "localhost")
-    passwords = password_file(tmp_path / "passwd", {"dev-a": "pw-a"})
+    security = tmp_path / "security"
+    accounts(security / "dynamic-security.json", {"dev-a": "pw-a"})
     (tmp_path / "data").mkdir()
     broker = broker_from(MOSQUITTO_CONFIGS / "mosquitto-tls.conf", tmp_path / "broker", {
-        "/mosquitto/certs/": f"{certs}/", "/mosquitto/config/passwords": str(passwords),
-        "/mosquitto/config/acl.conf": str(MOSQUITTO_CONFIGS / "acl.conf"),
+        "/mosquitto/certs/": f"{certs}/", DYNSEC_PLUGIN: dynsec_plugin(),
+        "/mosquitto/security/": f"{security}/",
         "/mosquitto/data/": f"{tmp_path / 'data'}/"}).start()
     auth = "  username: dev-a\n  password: pw-a\n"
     try:
@@ -116,6 +128,14 @@ def test_tls_without_the_ca_and_without_tls(tmp_path, capsys):
         code, checks = doctor(capsys, "--config",
                               str(edge_config(tmp_path, broker.port, mqtt=with_ca)))
         assert code == EXIT_HEALTHY and "TLS" in checks["broker"]["detail"]
+        assert "as the agent's client id osprey-" in checks["broker"]["detail"]
+        wrong = with_ca.replace("pw-a", "not-it")
+        code, checks = doctor(capsys, "--config",
+                              str(edge_config(tmp_path, broker.port, mqtt=wrong)))
+        assert code == EXIT_FAILED
+        assert "bad username or password, or this account is bound to a client id other " \
+            "than osprey-" in checks["broker"]["detail"]
+        assert "broker_accounts.py" in checks["broker"]["fix"]
         no_ca = auth + "  tls:\n    enabled: true\n"
         code, checks = doctor(capsys, "--config",
                               str(edge_config(tmp_path, broker.port, mqtt=no_ca)))

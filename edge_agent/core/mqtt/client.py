@@ -9,6 +9,12 @@ from paho.mqtt.properties import Properties
 from edge_agent.core.config.common import MqttConfig
 
 
+def agent_client_id(config: MqttConfig, device: str) -> str:
+    """The client id an agent connects with (the one the shipped broker accounts bind a
+    device's account to)."""
+    return config.client_id or f"osprey-{device}"
+
+
 def make_client(config: MqttConfig, client_id: str) -> mqtt.Client:
     """A paho client set up from the config: protocol, credentials, TLS, the bound on queued
     QoS>0 messages, reconnect backoff. Shared by the agent and the cloud worker."""

@@ -25,7 +25,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge_agent.core.config.common import MqttConfig
-from edge_agent.core.mqtt.client import make_client, publish_properties
+from edge_agent.core.mqtt.client import agent_client_id, make_client, publish_properties
 from edge_agent.core.mqtt.topics import Topics
 
 log = logging.getLogger("osprey.mqtt")
@@ -71,7 +71,7 @@ class Publisher:
         if self.host is None:
             raise ValueError("no broker host: set mqtt.host (or run the demo, which starts one)")
         self.v5 = config.protocol == "5"
-        self.client = make_client(config, config.client_id or f"osprey-{device}")
+        self.client = make_client(config, agent_client_id(config, device))
         self.client.will_set(self.topics.status, "offline", qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
