@@ -51,6 +51,15 @@ class LimitsConfig(Strict):
     max_keyframes: int = Field(16, ge=1, le=64, description="Keyframes per request at most.")
     max_image_side: int = Field(4096, ge=64, description="Keyframe width or height at most.")
     max_image_pixels: int = Field(16_000_000, ge=4096, description="Keyframe pixels at most.")
+    per_device_rate: float = Field(
+        10.0, gt=0, description="Requests a second one device may send, sustained (an agent "
+        "sends one a second at most by default); past it and its burst, its requests are "
+        "dropped on arrival, before any decoding, and counted `flooded`.")
+    per_device_burst: int = Field(30, ge=1, description="Requests one device may send at once "
+                                                        "above its rate.")
+    intake_bytes: int = Field(64 << 20, ge=1 << 20, description="Bytes of requests waiting to "
+                              "be read, all devices together (a quarter for one device); past "
+                              "it, requests are dropped on arrival and counted `flooded`.")
 
 
 class TextModelConfig(Strict):

@@ -1,8 +1,10 @@
 """The cloud fallback worker: offload requests in, refined detections out.
 
 Any number of workers subscribe to `$share/<group>/<prefix>/<devices>/offload/request`; the
-broker hands each request to one of them. A request is validated in the MQTT thread (sizes and
-JPEG dimensions before any decoding) and queued (bounded); a batching thread gathers requests
+broker hands each request to one of them. The MQTT thread only takes a request in (a device past
+its rate is dropped there, unread), so it keeps up with any flood; an intake thread validates
+requests device by device in turn (sizes and JPEG dimensions before any decoding) and queues
+them (bounded, fair between devices); a batching thread gathers requests
 up to `max_batch` keyframes or `max_wait_ms`, then serves each: the content-hash cache (memory,
 then Redis), or the cloud detector over every keyframe fused across the window, then the
 image-text model over the crops of its detections (a second opinion on labels, and matches for
@@ -21,8 +23,9 @@ import queue
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 import cv2
 import msgpack
@@ -45,6 +48,7 @@ from edge_agent.core.detector.detections import Detections
 from edge_agent.core.metrics import LATENCY_BUCKETS
 from edge_agent.core.mqtt.client import make_client, publish_properties, sent
 from edge_agent.core.mqtt.topics import (
+    REQUEST_LEAF,
     Topics,
     response_topic_for,
     shared_request_filter,
@@ -66,7 +70,8 @@ from edge_agent.core.protocol import (
 
 log = logging.getLogger("osprey.cloud")
 
-Outcome = Literal["ok", "cached", "error", "malformed", "expired", "duplicate", "busy"]
+Outcome = Literal["ok", "cached", "error", "malformed", "expired", "duplicate", "busy",
+                  "flooded"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
 
@@ -99,28 +104,48 @@ class WorkerMetrics:
                                    "Detections a text query describes", registry=r)
 
 
-class FairQueue:
-    """The worker's request queue, fair between devices: one FIFO per device, served in turn
-    (a device that sends a thousand requests waits behind its own, not in front of everyone
-    else's), each device holding at most `per_device` of the `maxsize` places. Drop-in for the
-    queue.Queue calls the worker makes (put_nowait, get, qsize)."""
+T = TypeVar("T")
 
-    def __init__(self, maxsize: int, per_device: int | None = None) -> None:
+
+def _job_device(job: _Job) -> str:
+    return job.req.device
+
+
+class FairQueue(Generic[T]):
+    """A queue fair between devices: one FIFO per device, served in turn (a device that sends
+    a thousand requests waits behind its own, not in front of everyone else's), each device
+    holding at most `per_device` of the `maxsize` places and, when `max_bytes` is given (with
+    `size`), a quarter of those bytes. Drop-in for the queue.Queue calls the worker makes
+    (put_nowait, get, qsize)."""
+
+    def __init__(self, maxsize: int, per_device: int | None = None, *,
+                 key: Callable[[T], str] = _job_device, size: Callable[[T], int] | None = None,
+                 max_bytes: int | None = None) -> None:
         self.maxsize = maxsize
         self.per_device = per_device or max(4, maxsize // 4)
-        self._queues: dict[str, deque[_Job]] = {}
+        self.key, self.size, self.max_bytes = key, size, max_bytes
+        self._bytes = 0
+        self._device_bytes: Counter[str] = Counter()
+        self._queues: dict[str, deque[T]] = {}
         self._turn: deque[str] = deque()
         self._served: str | None = None  # the device taken last: back in line at the next get
         self._size = 0
         self._cond = threading.Condition()
 
-    def put_nowait(self, job: _Job) -> None:
-        device = job.req.device
+    def put_nowait(self, job: T) -> None:
+        device = self.key(job)
+        n = self.size(job) if self.size is not None else 0
         with self._cond:
             mine = self._queues.get(device)
             if self._size >= self.maxsize or (mine is not None and
                                                len(mine) >= self.per_device):
                 raise queue.Full
+            if self.max_bytes is not None and (
+                    self._bytes + n > self.max_bytes
+                    or self._device_bytes[device] + n > self.max_bytes // 4):
+                raise queue.Full
+            self._bytes += n
+            self._device_bytes[device] += n
             if mine is None:
                 mine = self._queues[device] = deque()
                 if device != self._served:
@@ -129,7 +154,7 @@ class FairQueue:
             self._size += 1
             self._cond.notify()
 
-    def get(self, timeout: float | None = None) -> _Job:
+    def get(self, timeout: float | None = None) -> T:
         with self._cond:
             if not self._cond.wait_for(lambda: self._size > 0, timeout):
                 raise queue.Empty
@@ -141,6 +166,12 @@ class FairQueue:
             mine = self._queues[device]
             job = mine.popleft()
             self._size -= 1
+            if self.size is not None:
+                n = self.size(job)
+                self._bytes -= n
+                self._device_bytes[device] -= n
+                if not self._device_bytes[device]:
+                    del self._device_bytes[device]
             if not mine:
                 del self._queues[device]
             self._served = device
@@ -150,6 +181,34 @@ class FairQueue:
         return self._size
 
 
+class RateLimit:
+    """A token bucket per device: `rate` requests a second sustained, `burst` at once. Used
+    on the MQTT thread only."""
+
+    def __init__(self, rate: float, burst: int, devices: int = 10_000) -> None:
+        self.rate, self.burst = rate, float(burst)
+        # a bucket idle long enough to be full again is forgotten
+        self._buckets: TTLCache[str, tuple[float, float]] = TTLCache(
+            devices, ttl=burst / rate + 60)
+
+    def allow(self, device: str, now: float) -> bool:
+        tokens, last = self._buckets.get(device, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        allowed = tokens >= 1
+        self._buckets[device] = (tokens - 1 if allowed else tokens, now)
+        return allowed
+
+
+@dataclass
+class _Arrival:
+    msg: mqtt.MQTTMessage
+    device: str
+    received: float
+    received_at: float
+
+
+FLOOD_LOG_S = 10.0
+"""A device's dropped requests are logged once per this many seconds."""
 STALL_S = 30.0
 """/healthz turns bad when one request has been in service for this long."""
 ANSWERED_BYTES = 32 << 20
@@ -209,9 +268,16 @@ class Worker:
             ANSWERED_BYTES, 600,
             getsizeof=lambda v: 256 + len(v[0] or "") + len(v[1] or b"") + len(v[2]))
         self._answered_lock = threading.Lock()
-        self.jobs = FairQueue(config.batching.max_queue)
+        self.jobs: FairQueue[_Job] = FairQueue(config.batching.max_queue)
+        # requests taken in by the MQTT thread, read in turn per device by the intake thread
+        self.intake: FairQueue[_Arrival] = FairQueue(
+            max(64, config.batching.max_queue), key=lambda a: a.device,
+            size=lambda a: len(a.msg.payload), max_bytes=lim.intake_bytes)
+        self.rate = RateLimit(lim.per_device_rate, lim.per_device_burst)
+        self._flood_logged: TTLCache[str, bool] = TTLCache(10_000, FLOOD_LOG_S)
         self.metrics = WorkerMetrics()
         self.stats: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
         self.connected = threading.Event()
         m = config.mqtt
         self.topic = shared_request_filter(m.topic_prefix, config.share_group, config.devices)
@@ -224,6 +290,8 @@ class Worker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve_loop, name="cloud-batcher",
                                         daemon=True)
+        self._intake_thread = threading.Thread(target=self._intake_loop, name="cloud-intake",
+                                               daemon=True)
         self.started_at = time.monotonic()
         self._busy_since: float | None = None
         """When the request in service started (None: idle)."""
@@ -233,6 +301,7 @@ class Worker:
     def start(self) -> Worker:
         m = self.config.mqtt
         self._thread.start()
+        self._intake_thread.start()
         self.client.connect_async(m.host, m.port, m.keepalive_s)
         self.client.loop_start()
         return self
@@ -240,6 +309,7 @@ class Worker:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        self._intake_thread.join(timeout)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -249,8 +319,9 @@ class Worker:
         busy = self._busy_since
         stuck = 0.0 if busy is None else time.monotonic() - busy
         stalled = stuck > STALL_S
-        ok = self._thread.is_alive() and self.connected.is_set() and not stalled
-        return ok, {"serving": self._thread.is_alive() and not stalled,
+        serving = self._thread.is_alive() and self._intake_thread.is_alive() and not stalled
+        ok = serving and self.connected.is_set()
+        return ok, {"serving": serving,
                     "request_busy_s": round(stuck, 1), "mqtt_connected":
                     self.connected.is_set(), "queue": self.jobs.qsize(),
                     "redis": self.cache.ping() if self.cache.redis is not None else None}
@@ -282,14 +353,46 @@ class Worker:
             log.warning("worker disconnected (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:
+        """Take a request in, unread: the MQTT thread never decodes, so a flood from one
+        device cannot back up the broker's queue for this worker (and drop other devices'
+        requests there). A device past its rate, or past its share of the intake, is dropped
+        here."""
         try:
-            self._accept(msg)
+            now = time.monotonic()
+            prefix = self.config.mqtt.topic_prefix
+            device = (msg.topic[len(prefix) + 1:].removesuffix("/" + REQUEST_LEAF)
+                      if response_topic_for(prefix, msg.topic) else "")
+            if not self.rate.allow(device, now):
+                self._flooded(device, "over its rate")
+                return
+            try:
+                self.intake.put_nowait(_Arrival(msg, device, now, time.time()))
+            except queue.Full:
+                self._flooded(device, "over its share of the intake")
         except Exception:  # never let one message end the MQTT loop
             log.exception("unexpected error on a request")
             self._count("error")
 
-    def _accept(self, msg) -> None:
-        received = time.monotonic()
+    def _flooded(self, device: str, why: str) -> None:
+        self._count("flooded")
+        if device not in self._flood_logged:
+            self._flood_logged[device] = True
+            log.warning("device %r is %s: its requests are dropped unread (counted `flooded`; "
+                        "limits.per_device_rate, per_device_burst, intake_bytes)", device, why)
+
+    def _intake_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                arrival = self.intake.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._accept(arrival.msg, arrival.received, arrival.received_at)
+            except Exception:
+                log.exception("unexpected error on a request")
+                self._count("error")
+
+    def _accept(self, msg, received: float, received_at: float) -> None:
         props = getattr(msg, "properties", None)
         prop_reply = getattr(props, "ResponseTopic", None) if props else None
         prop_corr = getattr(props, "CorrelationData", None) if props else None
@@ -324,7 +427,7 @@ class Worker:
             self._count("expired")
             return
         try:
-            self.jobs.put_nowait(_Job(req, reply_to, corr, received, time.time()))
+            self.jobs.put_nowait(_Job(req, reply_to, corr, received, received_at))
         except queue.Full:
             self._count("busy")
             self._send(reply_to, corr, encode(self._error(
@@ -508,5 +611,6 @@ class Worker:
             log.warning("answer to %s not sent: %s", reply_to, mqtt.error_string(info.rc))
 
     def _count(self, outcome: Outcome) -> None:
-        self.stats[outcome] += 1
+        with self._count_lock:  # counted from the MQTT, intake and batching threads
+            self.stats[outcome] += 1
         self.metrics.requests.labels(outcome).inc()

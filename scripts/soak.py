@@ -8,6 +8,12 @@ budget allows (rate policy at 100 %, 60 windows a minute), text queries on, the 
 Every 30 s the resident memory (VmRSS) of the agent and the worker is sampled. Reported: the
 samples, and each process's mean RSS in minute 9-11 against the last two minutes (the target
 is within 5 %).
+
+    python scripts/soak.py --minutes 12 --trace /tmp/soak-trace --trace-every 2
+
+also dumps tracemalloc snapshots of the agent every 2 minutes (read them with
+`python scripts/soak.py --compare /tmp/soak-trace`: what grew between the first and the last,
+by line); `--no-edge-cache` runs the agent with its edge cache off.
 """
 
 from __future__ import annotations
@@ -35,12 +41,53 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+TRACED = """
+import sys, threading, time, tracemalloc
+from pathlib import Path
+out, every = Path(sys.argv[1]), float(sys.argv[2]) * 60
+tracemalloc.start(8)
+def dump():
+    i = 0
+    while True:
+        time.sleep(every)
+        i += 1
+        tracemalloc.take_snapshot().dump(str(out / f"agent-{i:03d}.tracemalloc"))
+threading.Thread(target=dump, daemon=True).start()
+from edge_agent.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+"""The agent under tracemalloc: a snapshot every `every` minutes into `out`."""
+
+
+def compare(folder: Path, top: int = 25) -> None:
+    import tracemalloc
+
+    snaps = sorted(folder.glob("agent-*.tracemalloc"))
+    if len(snaps) < 2:
+        raise SystemExit(f"{folder}: fewer than two snapshots")
+    first, last = (tracemalloc.Snapshot.load(str(p)) for p in (snaps[0], snaps[-1]))
+    print(f"{snaps[0].name} -> {snaps[-1].name}: traced "
+          f"{sum(s.size for s in first.statistics('filename')) / 2**20:.1f} -> "
+          f"{sum(s.size for s in last.statistics('filename')) / 2**20:.1f} MB")
+    for stat in last.compare_to(first, "lineno")[:top]:
+        print(stat)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--trace", type=Path, default=None,
+                    help="dump tracemalloc snapshots of the agent into this folder")
+    ap.add_argument("--trace-every", type=float, default=5.0, help="minutes between snapshots")
+    ap.add_argument("--compare", type=Path, default=None,
+                    help="only compare the first and last snapshots in this folder")
+    ap.add_argument("--no-edge-cache", action="store_true", help="the agent's edge cache off")
     args = ap.parse_args()
+    if args.compare:
+        compare(args.compare)
+        return
     broker = BenchBroker()
     tmp = tempfile.TemporaryDirectory()
     cloud = Path(tmp.name) / "cloud.yaml"
@@ -64,6 +111,7 @@ offload:
   windows_per_minute: 60
 mqtt: {mqtt}
 metrics: {{enabled: false}}
+cache: {{enabled: {str(not args.no_edge_cache).lower()}}}
 """)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     logs = Path(tmp.name)
@@ -71,9 +119,14 @@ metrics: {{enabled: false}}
                                str(cloud)], stdout=(logs / "worker.log").open("wb"),
                               stderr=subprocess.STDOUT, env=env)
     time.sleep(5)
-    agent = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "--config", str(edge)],
-                             stdout=(logs / "agent.log").open("wb"), stderr=subprocess.STDOUT,
-                             env=env)
+    run = ["run", "--config", str(edge)]
+    if args.trace:
+        args.trace.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-c", TRACED, str(args.trace), str(args.trace_every), *run]
+    else:
+        command = [sys.executable, "-m", "edge_agent", *run]
+    agent = subprocess.Popen(command, stdout=(logs / "agent.log").open("wb"),
+                             stderr=subprocess.STDOUT, env=env)
     samples: list[dict] = []
     t0 = time.monotonic()
     try:

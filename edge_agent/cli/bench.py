@@ -27,6 +27,9 @@ def add_bench(sub) -> None:
                    help="fuzz: hostile requests to send (default 10000)")
     p.add_argument("--settle", type=float, default=60.0,
                    help="fuzz: seconds to wait before the worker's memory is read again")
+    p.add_argument("--no-rate-limit", action="store_true",
+                   help="fuzz: lift the worker's per-device rate limit, so every hostile "
+                        "request is read and validated")
     p.add_argument("--cloud-model", type=Path, default=None,
                    help="offload: default the bundled cloud model")
     p.add_argument("--seeds", default="1000,1001,1002,1003",
@@ -109,7 +112,7 @@ def run_bench_fuzz(args: argparse.Namespace) -> int:
     """Hostile requests against a real worker, with a valid device beside them."""
     from edge_agent.tools.bench.fuzz import bench_fuzz
 
-    r = bench_fuzz(args.requests, args.settle,
+    r = bench_fuzz(args.requests, args.settle, rate_limit=not args.no_rate_limit,
                    progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
     r.update(date=date.today().isoformat(), machine=f"{platform.node()} {platform.machine()}")
     print(json.dumps(r, indent=2))

@@ -52,3 +52,29 @@ def test_each_device_holds_its_share_and_the_queue_its_size():
         q.put_nowait(job("c", 0))  # the queue is full
     assert q.qsize() == 6
     assert take(q, 6) == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("a", 3)]
+
+
+def test_bytes_are_bounded_in_all_and_per_device():
+    q = FairQueue(maxsize=100, key=lambda j: j.req.device, size=lambda j: j.n, max_bytes=400)
+    q.put_nowait(job("a", 100))
+    with pytest.raises(queue.Full):
+        q.put_nowait(job("a", 1))  # a quarter of the bytes is one device's share
+    for device in "bcd":
+        q.put_nowait(job(device, 100))
+    with pytest.raises(queue.Full):
+        q.put_nowait(job("e", 1))  # all the bytes are taken
+    assert take(q, 1) == [("a", 100)]
+    q.put_nowait(job("a", 60))  # what was taken is given back
+    q.put_nowait(job("e", 40))
+    assert q.qsize() == 5
+
+
+def test_a_device_gets_its_burst_then_its_rate():
+    from cloud_fallback.worker import RateLimit
+
+    limit = RateLimit(rate=2.0, burst=3)
+    assert [limit.allow("a", 0.0) for _ in range(4)] == [True, True, True, False]
+    assert limit.allow("b", 0.0)  # devices apart
+    assert not limit.allow("a", 0.4)  # 0.8 of a token back
+    assert limit.allow("a", 0.5)
+    assert [limit.allow("a", 10.0) for _ in range(4)] == [True, True, True, False]  # full again

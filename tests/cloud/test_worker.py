@@ -448,3 +448,36 @@ def test_a_flooding_device_waits_behind_its_own_requests(mosquitto, scene):
     busy = [r for r, _ in flood.answers if r.status == "error"]
     assert len(busy) == 19 and sum(r.status == "ok" for r, _ in flood.answers) == 11
     assert all("this device already has 10 requests waiting" in r.error for r in busy)
+
+
+def test_a_device_past_its_rate_is_dropped_unread_and_others_are_served(mosquitto, scene):
+    """limits.per_device_rate: a device that sends 60 requests at once gets its burst (5)
+    through; the rest are dropped on arrival, never decoded, and counted `flooded`; another
+    device's request sent during the flood is answered."""
+    w = worker(mosquitto.port, "w-rate", limits={"per_device_rate": 0.5, "per_device_burst": 5})
+    flood, quiet = Edge(mosquitto.port, "cw-rflood"), Edge(mosquitto.port, "cw-rquiet")
+    decoded: list[str] = []
+    accept = w._accept
+
+    def counted(msg, received, received_at):
+        decoded.append(msg.topic)
+        accept(msg, received, received_at)
+
+    w._accept = counted
+    try:
+        payload = encode(make_request(scene, "cw-rflood"))
+        for _ in range(60):
+            flood.send(payload)
+        quiet.send(encode(make_request(scene, "cw-rquiet")))
+        (answer, _), = quiet.wait(lambda a: len(a) == 1, 60)
+        assert wait_until(lambda: w.stats["flooded"] >= 55, 20), dict(w.stats)
+        time.sleep(0.5)
+    finally:
+        flood.close()
+        quiet.close()
+        w.stop()
+    assert answer.status == "ok"
+    assert w.stats["flooded"] == 55, dict(w.stats)
+    flood_read = [t for t in decoded if "/cw-rflood/" in t]
+    assert len(flood_read) == 5  # the burst; one of them answered, four repeats of its id
+    assert sum(r.status == "ok" for r, _ in flood.answers) == 5

@@ -13,6 +13,7 @@ worker's resident memory before, at its peak, and `--settle` seconds after the r
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -195,7 +196,7 @@ class _Device:
 
 
 def bench_fuzz(requests: int = 10_000, settle_s: float = 60.0, seed: int = 0,
-               progress=lambda _: None) -> dict[str, Any]:
+               rate_limit: bool = True, progress=lambda _: None) -> dict[str, Any]:
     rng = random.Random(seed)
     image = SyntheticWorld(WorldOptions.from_preset("normal", seed=4242)).frame(300)
     broker = BenchBroker()
@@ -205,7 +206,11 @@ def bench_fuzz(requests: int = 10_000, settle_s: float = 60.0, seed: int = 0,
 mqtt: {{host: 127.0.0.1, port: {broker.port}, protocol: "{broker.protocol}"}}
 cache: {{redis_url: null}}
 metrics: {{enabled: false}}
+stats_interval_s: 1
 """)
+    if not rate_limit:  # every hostile request read and validated
+        with config.open("a") as f:
+            f.write("limits: {per_device_rate: 1000000, per_device_burst: 1000000}\n")
     exe = shutil.which("cloud-fallback")
     cmd = [exe] if exe else [sys.executable, "-m", "cloud_fallback"]
     log = Path(tmp.name) / "worker.log"
@@ -214,7 +219,13 @@ metrics: {{enabled: false}}
                                 stderr=subprocess.STDOUT, env={**os.environ,
                                                                "PYTHONUNBUFFERED": "1"})
     victim = attacker = None
+    stats: dict[str, Any] = {}
+    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fuzz-stats")
+    watcher.on_connect = lambda c, *a: c.subscribe("osprey/cloud/fuzz-worker/stats")
+    watcher.on_message = lambda c, u, m: stats.update(json.loads(m.payload))
     try:
+        watcher.connect("127.0.0.1", broker.port)
+        watcher.loop_start()
         victim, attacker = _Device("victim", broker.port), _Device("attacker", broker.port)
         waits: list[float] = []
         sent_at: dict[str, float] = {}
@@ -297,7 +308,10 @@ metrics: {{enabled: false}}
         end = time.monotonic() + 20
         while alive and last not in victim.answers and time.monotonic() < end:
             time.sleep(0.05)
+        time.sleep(1.5)  # the worker's next stats
         return {
+            "rate_limit": rate_limit,
+            "worker_outcomes": stats.get("requests"),
             "requests": requests, "kinds": len(names), "by_kind": counts,
             "sent_seconds": round(sent_s, 1),
             "worker_alive": alive, "answers_after_run": bool(last and last in victim.answers),
@@ -311,6 +325,8 @@ metrics: {{enabled: false}}
             "settle_s": settle_s, "broker": broker.kind,
         }
     finally:
+        watcher.loop_stop()
+        watcher.disconnect()
         for d in (victim, attacker):
             if d is not None:
                 d.close()
