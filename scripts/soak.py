@@ -13,7 +13,8 @@ is within 5 %).
 
 also dumps tracemalloc snapshots of the agent every 2 minutes (read them with
 `python scripts/soak.py --compare /tmp/soak-trace`: what grew between the first and the last,
-by line); `--no-edge-cache` runs the agent with its edge cache off.
+by line); `--no-edge-cache` runs the agent with its edge cache off; `--camera FILE` streams
+a video file, looped, at its own rate instead of the synthetic camera.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+SYNTHETIC = "synthetic://?seed=7&preset=normal&fps=15&segment_seconds=10&recurring_fraction=0.5"
 TRACED = """
 import sys, threading, time, tracemalloc
 from pathlib import Path
@@ -84,6 +86,9 @@ def main() -> None:
     ap.add_argument("--compare", type=Path, default=None,
                     help="only compare the first and last snapshots in this folder")
     ap.add_argument("--no-edge-cache", action="store_true", help="the agent's edge cache off")
+    ap.add_argument("--camera", default=SYNTHETIC,
+                    help="the agent's camera URL (a video file is looped); default the demo's "
+                         "synthetic camera")
     args = ap.parse_args()
     if args.compare:
         compare(args.compare)
@@ -100,7 +105,8 @@ metrics: {{enabled: false}}
     edge.write_text(f"""device_id: soak
 cameras:
   - name: street
-    url: synthetic://?seed=7&preset=normal&fps=15&segment_seconds=10&recurring_fraction=0.5
+    url: {args.camera}
+    loop: {str(not args.camera.startswith("synthetic:")).lower()}
     text_queries: ["red car", "person"]
 window: {{size: 15, stride: 15}}
 offload:

@@ -25,6 +25,9 @@ _GREY = np.array([110, 110, 110], np.float32)
 _PHASES = 8
 _NOISE_BANK = 6
 _NOISE_PAD = 32
+PATCH_CACHE_BYTES = 16 << 20
+"""Drawn object patches kept for reuse (least recently used dropped first): a bound, so a
+long-running synthetic camera reaches a steady memory within minutes."""
 
 
 def pixels_per_metre(foot_y: float, height: int, zoom: float) -> float:
@@ -59,6 +62,7 @@ class Renderer:
         self.width, self.height = options.width, options.height
         self.background, self.occluders = _build_background(options)
         self._patches: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
+        self._patch_bytes = 0
         self._noise = _noise_bank(options)
 
     def object_patch(self, s: ObjectState) -> tuple[np.ndarray, np.ndarray, int, int, int]:
@@ -78,8 +82,10 @@ class Renderer:
                 img = (img * (1 - c) + _GREY * c).astype(np.uint8)
             hit = (img, mask, int(mask.sum()))
             self._patches[key] = hit
-            if len(self._patches) > 2048:
-                self._patches.popitem(last=False)
+            self._patch_bytes += img.nbytes + mask.nbytes
+            while len(self._patches) > 2048 or self._patch_bytes > PATCH_CACHE_BYTES:
+                _, (old_img, old_mask, _) = self._patches.popitem(last=False)
+                self._patch_bytes -= old_img.nbytes + old_mask.nbytes
         else:
             self._patches.move_to_end(key)
         img, mask, area = hit

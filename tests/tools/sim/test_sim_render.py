@@ -142,3 +142,20 @@ def test_truncation_at_the_frame_edge(bare):
     outside = mask[:, : -x0].sum() / area
     assert truth.truncation == pytest.approx(outside, abs=1e-4)
     assert 0.3 < truth.truncation < 0.7 and truth.box[0] == 0
+
+
+def test_the_patch_cache_is_bounded_by_bytes_and_frames_do_not_change(monkeypatch):
+    """A long-running synthetic camera keeps at most PATCH_CACHE_BYTES of drawn patches;
+    what is dropped is drawn again, the same."""
+    import edge_agent.tools.sim.render as render
+
+    roomy = SyntheticWorld(WorldOptions.from_preset("normal", seed=3))
+    expected = [roomy.render(i)[0].image for i in range(0, 600, 20)]
+    monkeypatch.setattr(render, "PATCH_CACHE_BYTES", 256 << 10)
+    tight = SyntheticWorld(WorldOptions.from_preset("normal", seed=3))
+    for k, i in enumerate(range(0, 600, 20)):
+        assert np.array_equal(tight.render(i)[0].image, expected[k]), i
+        kept = tight.renderer._patches.values()
+        assert tight.renderer._patch_bytes == sum(a.nbytes + m.nbytes for a, m, _ in kept)
+        assert tight.renderer._patch_bytes <= 256 << 10
+    assert len(roomy.renderer._patches) > len(tight.renderer._patches)
