@@ -185,6 +185,19 @@ def _system_map(clips: list[Clip], windows: list[Window], chosen: list[int],
     return clips_map(clips, out), uplink
 
 
+def _perfect_answers_map(clips: list[Clip], windows: list[Window], chosen: list[int],
+                         min_score: float) -> float:
+    """A bound on what offloading `chosen` can recover: every frame of those windows takes
+    the cloud's own answer for that frame (a perfect merge), every other frame the edge's."""
+    out = [list(c.edge) for c in clips]
+    for i in chosen:
+        w = windows[i]
+        for f in w.frames:
+            d = clips[w.clip].cloud[f]
+            out[w.clip][f] = d[d.score >= min_score]
+    return clips_map(clips, out)
+
+
 def _answer(clip: Clip, w: Window, answer: list[Detections],
             window: list[tuple[int, Detections]] | None = None) -> Answer:
     """The agent's Answer for window `w` whose worker answer is `answer` (per keyframe)."""
@@ -371,11 +384,21 @@ def cascade(clips: list[Clip], size: int, stride: int, k: int, min_score: float,
                        "detector_map50_all_scores": detector_map},
         "score_vs_correction_rank_corr": predictors,
         "policy": {}, "random": {}, "periodic": {},
+        "policy_bound": {},
     }
     for r in RATIOS:
         n = max(1, round(r * len(windows)))
         progress(f"ratio {r:.0%}: policy, random x5, periodic")
-        result["policy"][f"{r:.2f}"] = row(causal_policy(windows, scores, n))
+        chosen = causal_policy(windows, scores, n)
+        result["policy"][f"{r:.2f}"] = row(chosen)
+        # the same windows answered perfectly on each of their frames: how much of the gap
+        # offloading them could recover at best, and the share of frames they cover
+        bound = _perfect_answers_map(clips, windows, chosen, min_score)
+        result["policy_bound"][f"{r:.2f}"] = {
+            "gap_recovery": (bound - edge_map) / gap if gap > 0 else 0.0,
+            "frames_covered": len({(windows[i].clip, f) for i in chosen
+                                   for f in windows[i].frames})
+            / sum(len(c.truths) for c in clips)}
         rand = [row(list(np.random.default_rng(s).choice(len(windows), n, replace=False)))
                 for s in range(5)]
         result["random"][f"{r:.2f}"] = {key: float(np.mean([x[key] for x in rand]))
