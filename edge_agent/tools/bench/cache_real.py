@@ -84,7 +84,9 @@ def real_day(videos: list[Path], segment_s: float, seed: int = 0
 
 def bench_cache_real(edge: FrameDetector, cloud: Any, videos: list[Path], segment_s: float,
                      ratio: float, size: int, stride: int, k: int, min_score: float,
-                     cfg: OffloadConfig, progress: Callable[[str], None]) -> dict[str, Any]:
+                     cfg: OffloadConfig, progress: Callable[[str], None],
+                     cache_cfg: EdgeCacheConfig | None = None) -> dict[str, Any]:
+    """`cache_cfg`: the edge cache's settings (default the agent's)."""
     tracker = Tracker()
     sw = SlidingWindow("day", size, stride, cfg.uncertain_band)
     windows: list[tuple[Any, str, bool]] = []
@@ -98,7 +100,7 @@ def bench_cache_real(edge: FrameDetector, cloud: Any, videos: list[Path], segmen
             progress(f"cache day: {i + 1} frames")
     scores = np.array([window_score(s, cfg.uncertain_band) for s, _, _ in windows])
     cut = np.quantile(scores, 1 - ratio) if len(scores) else 0.0
-    c = EdgeCacheConfig()
+    c = cache_cfg or EdgeCacheConfig()
     cache = EdgeCache(c.max_entries, c.ttl_s, c.hamming_radius, c.block_threshold,
                       c.edge_agreement)
     memo: dict[int, Detections] = {}
@@ -158,6 +160,10 @@ def bench_cache_real(edge: FrameDetector, cloud: Any, videos: list[Path], segmen
                            "false_hit_rate": n["false_keyframe"] / max(1, hits),
                            "false_hit_rate_95": wilson(n["false_keyframe"], hits)},
         "first_pass_hits": n["first_pass_hits"],
+        "settings": {"hamming_radius": c.hamming_radius, "block_threshold": c.block_threshold,
+                     "edge_agreement": c.edge_agreement},
+        "lookups": {"fingerprint_misses": cache.stats.misses,
+                    "edge_disagreed": cache.stats.invalidated},
         "replayed": {"offloaded_windows": n["replayed_offloaded"], "hits": n["replayed_hits"],
                      "reusable": n["replayed_reusable"],
                      "hit_rate": n["replayed_hits"] / max(1, n["replayed_offloaded"])},
