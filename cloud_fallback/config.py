@@ -52,8 +52,8 @@ class LimitsConfig(Strict):
     max_image_side: int = Field(4096, ge=64, description="Keyframe width or height at most.")
     max_image_pixels: int = Field(16_000_000, ge=4096, description="Keyframe pixels at most.")
     per_device_rate: float = Field(
-        10.0, gt=0, description="Requests a second one device may send, sustained (an agent "
-        "sends one a second at most by default); past it and its burst, its requests are "
+        10.0, gt=0, description="Requests a second one device may send, sustained (an agent's "
+        "default budget is 6 windows a minute); past it and its burst, its requests are "
         "dropped on arrival, before any decoding, and counted `flooded`.")
     per_device_burst: int = Field(30, ge=1, description="Requests one device may send at once "
                                                         "above its rate.")
