@@ -162,8 +162,9 @@ def bench_cache_real(edge: FrameDetector, cloud: Any, videos: list[Path], segmen
         "first_pass_hits": n["first_pass_hits"],
         "settings": {"hamming_radius": c.hamming_radius, "block_threshold": c.block_threshold,
                      "edge_agreement": c.edge_agreement},
-        "lookups": {"fingerprint_misses": cache.stats.misses,
-                    "edge_disagreed": cache.stats.invalidated},
+        # misses: no entry served; of them, a fingerprint matched but the edge's detections
+        # did not agree with the entry's (the entry is dropped)
+        "lookups": {"misses": cache.stats.misses, "edge_disagreed": cache.stats.invalidated},
         "replayed": {"offloaded_windows": n["replayed_offloaded"], "hits": n["replayed_hits"],
                      "reusable": n["replayed_reusable"],
                      "hit_rate": n["replayed_hits"] / max(1, n["replayed_offloaded"])},
