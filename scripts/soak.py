@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--compare", type=Path, default=None,
                     help="only compare the first and last snapshots in this folder")
     ap.add_argument("--no-edge-cache", action="store_true", help="the agent's edge cache off")
+    ap.add_argument("--edge-cache-entries", type=int, default=512,
+                    help="the agent's cache.max_entries (default the agent's, 512)")
     ap.add_argument("--camera", default=SYNTHETIC,
                     help="the agent's camera URL (a video file is looped); default the demo's "
                          "synthetic camera")
@@ -117,7 +119,7 @@ offload:
   windows_per_minute: 60
 mqtt: {mqtt}
 metrics: {{enabled: false}}
-cache: {{enabled: {str(not args.no_edge_cache).lower()}}}
+cache: {{enabled: {str(not args.no_edge_cache).lower()}, max_entries: {args.edge_cache_entries}}}
 """)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     logs = Path(tmp.name)
