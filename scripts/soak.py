@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,8 @@ def main() -> None:
     if args.compare:
         compare(args.compare)
         return
+    # a stopped soak stops its agent, worker and broker too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     broker = BenchBroker()
     tmp = tempfile.TemporaryDirectory()
     cloud = Path(tmp.name) / "cloud.yaml"
