@@ -188,7 +188,8 @@ class EventsConfig(Strict):
 
 class EdgeCacheConfig(Strict):
     enabled: bool = Field(True, description="Reuse cloud answers for recurring scenes.")
-    max_entries: int = Field(512, ge=1, le=1_000_000, description="LRU capacity.")
+    max_entries: int = Field(512, ge=1, le=1_000_000,
+                             description="LRU capacity (about 50 KB of memory an entry).")
     ttl_s: float = Field(3600.0, gt=0, description="An answer is reused for this long.")
     hamming_radius: int = Field(10, ge=0, le=64, description="Max perceptual-hash distance.")
     block_threshold: float = Field(
