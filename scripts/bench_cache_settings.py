@@ -1,7 +1,7 @@
 """The edge cache's settings on "a day" of real clips: hits and false hits for each setting.
 
     python scripts/bench_cache_settings.py --clips runs/trainclips.txt \\
-        --setting 10,6,1.0 --setting 20,12,1.0 --setting 64,1000,1.0
+        --setting 10,6,1.0 --setting 20,12,1.0 --setting 64,255,1.0
 
 Each `--setting` is hamming_radius,block_threshold,edge_agreement (the agent's defaults are
 10,6,1.0). The day, the offloading (20 % of windows by the policy's score) and the judging
@@ -42,10 +42,17 @@ def main() -> None:
     edge = Detector.from_config(DetectorModelConfig(path=edge_path), RuntimeConfig())
     cloud = build_detector(cloud_cfg.model)
     cfg = OffloadConfig(enabled=True)
-    for setting in args.setting:
-        radius, block, agreement = setting.split(",")
-        cache_cfg = EdgeCacheConfig(hamming_radius=int(radius), block_threshold=float(block),
-                                    edge_agreement=float(agreement))
+    settings = []
+    for setting in args.setting:  # all checked before the first (long) run
+        try:
+            radius, block, agreement = setting.split(",")
+            settings.append(EdgeCacheConfig(hamming_radius=int(radius),
+                                            block_threshold=float(block),
+                                            edge_agreement=float(agreement)))
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            ap.error(f"--setting {setting}: want hamming_radius (0-64),block_threshold "
+                     f"(0-255),edge_agreement (0-1): {str(exc).splitlines()[-2:]}")
+    for cache_cfg in settings:
         r = bench_cache_real(edge, cloud, videos, args.segment, 0.2, 16, 8, cfg.keyframes,
                              cloud_cfg.model.min_score, cfg,
                              lambda s: print(s, file=sys.stderr, flush=True), cache_cfg)
