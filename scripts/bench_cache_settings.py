@@ -35,13 +35,6 @@ def main() -> None:
     ap.add_argument("--cloud-config", type=Path, default=Path("configs/cloud-real.yaml"))
     ap.add_argument("--edge", type=Path, default=None, help="default the real-camera model")
     args = ap.parse_args()
-    videos = [Path(line.strip()) for line in args.clips.read_text().splitlines()
-              if line.strip()]
-    cloud_cfg = load_cloud_config(args.cloud_config)
-    edge_path = args.edge or bundled_edge_model(domain="real")
-    edge = Detector.from_config(DetectorModelConfig(path=edge_path), RuntimeConfig())
-    cloud = build_detector(cloud_cfg.model)
-    cfg = OffloadConfig(enabled=True)
     settings = []
     for setting in args.setting:  # all checked before the first (long) run
         try:
@@ -51,7 +44,14 @@ def main() -> None:
                                             edge_agreement=float(agreement)))
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             ap.error(f"--setting {setting}: want hamming_radius (0-64),block_threshold "
-                     f"(0-255),edge_agreement (0-1): {str(exc).splitlines()[-2:]}")
+                     f"(0-255),edge_agreement (0-1) ({str(exc).splitlines()[-2].strip()})")
+    videos = [Path(line.strip()) for line in args.clips.read_text().splitlines()
+              if line.strip()]
+    cloud_cfg = load_cloud_config(args.cloud_config)
+    edge_path = args.edge or bundled_edge_model(domain="real")
+    edge = Detector.from_config(DetectorModelConfig(path=edge_path), RuntimeConfig())
+    cloud = build_detector(cloud_cfg.model)
+    cfg = OffloadConfig(enabled=True)
     for cache_cfg in settings:
         r = bench_cache_real(edge, cloud, videos, args.segment, 0.2, 16, 8, cfg.keyframes,
                              cloud_cfg.model.min_score, cfg,
