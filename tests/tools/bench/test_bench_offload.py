@@ -32,7 +32,7 @@ def test_bench_offload_json(mosquitto, tmp_path):  # the fixture makes sure Mosq
     assert ratios == sorted(ratios)
     # the bound: the policy's windows answered perfectly on every one of their frames
     covered = [r["policy_bound"][k]["frames_covered"] for k in ("0.05", "0.10", "0.20", "0.40")]
-    assert covered == sorted(covered) and 0 < covered[0] and covered[-1] <= 1
+    assert covered == sorted(covered) and covered[0] > 0 and covered[-1] <= 1
     assert all(r["policy_bound"][k]["gap_recovery"] > 0 for k in r["policy_bound"])
     assert {"cache_hit_rate", "reuse_captured", "false_hit_rate", "near_duplicate_hits",
             "near_duplicate_windows"} <= set(r["cache"])
