@@ -61,6 +61,15 @@ class LimitsConfig(Strict):
                               "be read, all devices together (a quarter for one device); past "
                               "it, requests are dropped on arrival and counted `flooded`.")
 
+    @model_validator(mode="after")
+    def _intake_holds_requests(self) -> LimitsConfig:
+        if self.intake_bytes < 4 * self.max_payload_bytes:
+            raise ValueError(f"intake_bytes ({self.intake_bytes}) must be at least 4 x "
+                             f"max_payload_bytes ({4 * self.max_payload_bytes}): one device may "
+                             "hold a quarter of the intake, and a request of the largest size "
+                             "must fit in it")
+        return self
+
 
 class TextModelConfig(Strict):
     enabled: bool = Field(True, description="Score crops of the answer's detections against "

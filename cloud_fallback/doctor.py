@@ -21,6 +21,7 @@ from edge_agent.core.doctor.report import (
     skip,
 )
 from edge_agent.core.doctor.services import check_broker, check_redis
+from edge_agent.core.mqtt.client import worker_client_id
 
 
 def add_cloud_doctor(sub) -> None:
@@ -54,7 +55,8 @@ def cloud_checks(config: CloudConfig, timeout: float = 10.0) -> list[Check]:
         checks.append(check_fusion())
     checks.append(check_text_model(config))
     checks.append(check_broker(config.mqtt, timeout=min(timeout, 5.0),
-                               env_prefix=CLOUD_ENV_PREFIX))
+                               env_prefix=CLOUD_ENV_PREFIX,
+                               client_id=worker_client_id(config.mqtt, config.worker_id)))
     if config.cache.redis_url:
         checks.append(check_redis(config.cache.redis_url, timeout=min(timeout, 5.0)))
     else:

@@ -46,7 +46,12 @@ from edge_agent.core.bundled import bundled_text_model
 from edge_agent.core.detector import Detector
 from edge_agent.core.detector.detections import Detections
 from edge_agent.core.metrics import LATENCY_BUCKETS
-from edge_agent.core.mqtt.client import make_client, publish_properties, sent
+from edge_agent.core.mqtt.client import (
+    make_client,
+    publish_properties,
+    sent,
+    worker_client_id,
+)
 from edge_agent.core.mqtt.topics import (
     REQUEST_LEAF,
     Topics,
@@ -144,8 +149,9 @@ class FairQueue(Generic[T]):
                     self._bytes + n > self.max_bytes
                     or self._device_bytes[device] + n > self.max_bytes // 4):
                 raise queue.Full
-            self._bytes += n
-            self._device_bytes[device] += n
+            if self.size is not None:
+                self._bytes += n
+                self._device_bytes[device] += n
             if mine is None:
                 mine = self._queues[device] = deque()
                 if device != self._served:
@@ -282,7 +288,7 @@ class Worker:
         m = config.mqtt
         self.topic = shared_request_filter(m.topic_prefix, config.share_group, config.devices)
         self.stats_topic = worker_stats(m.topic_prefix, config.worker_id)
-        self.client = make_client(m, m.client_id or f"osprey-cloud-{config.worker_id}")
+        self.client = make_client(m, worker_client_id(m, config.worker_id))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -324,13 +330,15 @@ class Worker:
         return ok, {"serving": serving,
                     "request_busy_s": round(stuck, 1), "mqtt_connected":
                     self.connected.is_set(), "queue": self.jobs.qsize(),
+                    "intake": self.intake.qsize(),
                     "redis": self.cache.ping() if self.cache.redis is not None else None}
 
     def stats_payload(self) -> dict[str, Any]:
         return {"v": 1, "worker": self.config.worker_id, "at": round(time.time(), 3),
                 "uptime_s": round(time.monotonic() - self.started_at, 1),
                 "requests": {k: self.stats.get(k, 0) for k in OUTCOMES},
-                "queue": self.jobs.qsize(), "cache_hits": dict(self.cache.hits),
+                "queue": self.jobs.qsize(), "intake": self.intake.qsize(),
+                "cache_hits": dict(self.cache.hits),
                 "cache_misses": self.cache.misses, "redis_errors": self.cache.redis_errors,
                 "text": vars(self.opinion.stats).copy() if self.opinion else None}
 

@@ -48,7 +48,9 @@ SALT_BYTES = 12  # what Mosquitto 2.0's dynamic-security plugin reads
 HASH_BYTES = 64  # PBKDF2-HMAC-SHA512
 DEFAULT_ACCESS = {"publishClientSend": False, "publishClientReceive": True,
                   "subscribe": False, "unsubscribe": True}
-UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+UNSAFE = re.compile(r"[^a-zA-Z0-9_-]+")
+RESERVED = {"cloud"}
+"""Device ids that are topic levels of their own: osprey/cloud/ is the workers'."""
 
 
 class AccountError(Exception):
@@ -56,23 +58,24 @@ class AccountError(Exception):
 
 
 def node_id(device: str) -> str:
-    """The Home Assistant node id a device announces its entities under (the agent's rule:
-    characters outside [A-Za-z0-9_-] become _)."""
-    return "osprey_" + UNSAFE.sub("_", device)
+    """The Home Assistant node id a device announces its entities under (the agent's rule,
+    edge_agent/runtime/mqtt/homeassistant.py: each run of characters outside [a-zA-Z0-9_-]
+    becomes one _, and none at either end)."""
+    return UNSAFE.sub("_", f"osprey_{device}").strip("_")
 
 
 def acl(kind: str, topic: str) -> dict:
     return {"acltype": kind, "topic": topic, "priority": 0, "allow": True}
 
 
-def device_role(device: str, prefix: str) -> dict:
+def device_role(device: str, prefix: str, ha: str = "homeassistant") -> dict:
     node = node_id(device)
     return {"rolename": f"device-{device}", "acls": [
         acl("publishClientSend", f"{prefix}/{device}/#"),
         acl("subscribePattern", f"{prefix}/{device}/offload/response"),
-        acl("publishClientSend", f"homeassistant/+/{node}/+/config"),
-        acl("subscribePattern", f"homeassistant/+/{node}/+/config"),
-        acl("subscribePattern", "homeassistant/status"),
+        acl("publishClientSend", f"{ha}/+/{node}/+/config"),
+        acl("subscribePattern", f"{ha}/+/{node}/+/config"),
+        acl("subscribePattern", f"{ha}/status"),
     ]}
 
 
@@ -85,11 +88,11 @@ def worker_role(prefix: str) -> dict:
     ]}
 
 
-def homeassistant_role(prefix: str) -> dict:
+def homeassistant_role(prefix: str, ha: str = "homeassistant") -> dict:
     return {"rolename": "homeassistant", "acls": [
         acl("subscribePattern", f"{prefix}/#"),
-        acl("subscribePattern", "homeassistant/#"),
-        acl("publishClientSend", "homeassistant/status"),
+        acl("subscribePattern", f"{ha}/#"),
+        acl("publishClientSend", f"{ha}/status"),
     ]}
 
 
@@ -114,8 +117,13 @@ def load(path: Path) -> dict:
         raise AccountError(f"{path}: no such file: make it first with "
                            f"`{Path(sys.argv[0]).name} {path} init`")
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        text = path.read_text()
+    except OSError as exc:
+        raise AccountError(f"{path}: cannot be read ({exc.strerror}): the broker's container "
+                           "owns it once it has run; run this as root (sudo)") from exc
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
         raise AccountError(f"{path}: not a dynamic-security file ({exc})") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("clients"), list):
         raise AccountError(f"{path}: not a dynamic-security file (no clients list)")
@@ -124,9 +132,16 @@ def load(path: Path) -> dict:
 
 def save(path: Path, doc: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.chmod(0o600)  # password hashes
-    os.replace(tmp, path)
+    try:
+        # 0600 from the start: password hashes
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise AccountError(f"{path}: cannot be written ({exc.strerror}): the broker's "
+                           "container owns its folder once it has run; run this as root "
+                           "(sudo)") from exc
 
 
 def set_role(doc: dict, role: dict) -> None:
@@ -155,6 +170,9 @@ def check_name(kind: str, value: str) -> str:
     if not value or any(c in value for c in "/+#") or value.strip() != value:
         raise AccountError(f"{kind} {value!r}: must be non-empty, without '/', '+', '#' or "
                            "surrounding spaces (it is an MQTT topic level)")
+    if kind == "device id" and value in RESERVED:
+        raise AccountError(f"device id {value!r} is reserved: <prefix>/{value}/ is the "
+                           "workers' topics")
     return value
 
 
@@ -183,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", type=Path, help="the dynamic-security JSON file")
     parser.add_argument("--prefix", default="osprey", help="topic prefix (mqtt.topic_prefix)")
+    parser.add_argument("--ha-prefix", default="homeassistant",
+                        help="Home Assistant's discovery prefix (homeassistant.prefix)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_password(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -215,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise AccountError(f"{args.file} exists: it holds accounts; remove it first "
                                    "to start again")
             doc = {"defaultACLAccess": dict(DEFAULT_ACCESS), "clients": [], "groups": [],
-                   "roles": [worker_role(args.prefix), homeassistant_role(args.prefix),
-                             admin_role()]}
+                   "roles": [worker_role(args.prefix),
+                             homeassistant_role(args.prefix, args.ha_prefix), admin_role()]}
             if args.admin:
                 add_client(doc, check_name("admin", args.admin), args.admin_client_id, "admin",
                            password_from(args, args.admin), False)
@@ -227,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = load(args.file)
         if args.command == "device":
             device = check_name("device id", args.device_id)
-            set_role(doc, device_role(device, args.prefix))
+            set_role(doc, device_role(device, args.prefix, args.ha_prefix))
             client_id = args.client_id or f"osprey-{device}"
             add_client(doc, device, client_id, f"device-{device}",
                        password_from(args, device), args.replace)
@@ -240,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             done = f"worker account {name} (client id {args.client_id or 'any'})"
         elif args.command == "homeassistant":
             name = check_name("username", args.username)
-            set_role(doc, homeassistant_role(args.prefix))
+            set_role(doc, homeassistant_role(args.prefix, args.ha_prefix))
             add_client(doc, name, args.client_id, "homeassistant", password_from(args, name),
                        args.replace)
             done = f"Home Assistant account {name} (client id {args.client_id or 'any'})"

@@ -78,3 +78,21 @@ def test_a_device_gets_its_burst_then_its_rate():
     assert not limit.allow("a", 0.4)  # 0.8 of a token back
     assert limit.allow("a", 0.5)
     assert [limit.allow("a", 10.0) for _ in range(4)] == [True, True, True, False]  # full again
+
+
+def test_an_unsized_queue_keeps_nothing_per_device_once_served():
+    q = FairQueue(maxsize=10)
+    for device in "abc":
+        q.put_nowait(job(device, 0))
+    take(q, 3)
+    assert not q._queues and not q._device_bytes
+
+
+def test_the_intake_must_hold_a_request_of_the_largest_size():
+    from pydantic import ValidationError
+
+    from cloud_fallback.config import LimitsConfig
+
+    with pytest.raises(ValidationError, match="at least 4 x max_payload_bytes"):
+        LimitsConfig(intake_bytes=4 << 20)  # a quarter of it is 1 MiB, under 4 MiB requests
+    assert LimitsConfig(intake_bytes=16 << 20).intake_bytes == 16 << 20

@@ -5,6 +5,7 @@ client's id; TLS refuses a client without the CA."""
 
 from __future__ import annotations
 
+import json
 import ssl
 import subprocess
 import sys
@@ -254,6 +255,15 @@ def test_the_accounts_script_says_what_is_wrong(tmp_path):
     clash = run("device", "cam-3", "--client-id", "osprey-cam-1")
     assert clash.returncode == 2 and "already bound to account 'cam-1'" in clash.stderr
     assert "osprey-cam-1" in run("list").stdout
+    assert "reserved" in run("device", "cloud").stderr  # osprey/cloud/ is the workers'
+    # the agent's node id rule for Home Assistant (runs of other characters: one _)
+    from edge_agent.runtime.mqtt.homeassistant import object_id
+    assert run("device", "gate..01.", "--password-env", "HOME").returncode == 0
+    doc = json.loads(path.read_text())
+    role = next(r for r in doc["roles"] if r["rolename"] == "device-gate..01.")
+    node = object_id("osprey", "gate..01.")
+    assert node == "osprey_gate_01"
+    assert {a["topic"] for a in role["acls"]} >= {f"homeassistant/+/{node}/+/config"}
     assert run("remove", "cam-1").returncode == 0
     assert "no account 'cam-1'" in run("remove", "cam-1").stderr
     assert path.stat().st_mode & 0o777 == 0o600

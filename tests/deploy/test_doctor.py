@@ -128,7 +128,7 @@ def test_tls_without_the_ca_and_without_tls(tmp_path, capsys):
         code, checks = doctor(capsys, "--config",
                               str(edge_config(tmp_path, broker.port, mqtt=with_ca)))
         assert code == EXIT_HEALTHY and "TLS" in checks["broker"]["detail"]
-        assert "as the agent's client id osprey-" in checks["broker"]["detail"]
+        assert "as the client id osprey-dev-a, which the broker binds" in checks["broker"]["detail"]
         wrong = with_ca.replace("pw-a", "not-it")
         code, checks = doctor(capsys, "--config",
                               str(edge_config(tmp_path, broker.port, mqtt=wrong)))

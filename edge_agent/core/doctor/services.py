@@ -90,9 +90,10 @@ def check_broker(config: MqttConfig, *, timeout: float = 5.0, env_prefix: str = 
             and client_id:
         again = _connect(config, client_id, timeout).get("rc")
         if again is not None and not again.is_failure:
-            rc, as_agent = again, (f" (as the agent's client id {client_id}: the broker binds "
-                                   "this account to it; a running agent was disconnected for "
-                                   "a moment and reconnects)")
+            rc, as_agent = again, (f" (as the client id {client_id}, which the broker binds "
+                                   "this account to: a running agent or worker with it was "
+                                   "disconnected for a moment, its status read offline, and "
+                                   "it reconnects)")
     if rc.is_failure:
         if rc.value in (BAD_CREDENTIALS, NOT_AUTHORIZED) and config.username:
             # Mosquitto answers a wrong password with "not authorized"; others say "bad

@@ -15,6 +15,11 @@ def agent_client_id(config: MqttConfig, device: str) -> str:
     return config.client_id or f"osprey-{device}"
 
 
+def worker_client_id(config: MqttConfig, worker_id: str) -> str:
+    """The client id a cloud worker connects with."""
+    return config.client_id or f"osprey-cloud-{worker_id}"
+
+
 def make_client(config: MqttConfig, client_id: str) -> mqtt.Client:
     """A paho client set up from the config: protocol, credentials, TLS, the bound on queued
     QoS>0 messages, reconnect backoff. Shared by the agent and the cloud worker."""
