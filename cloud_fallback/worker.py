@@ -53,8 +53,8 @@ from edge_agent.core.mqtt.client import (
     worker_client_id,
 )
 from edge_agent.core.mqtt.topics import (
-    REQUEST_LEAF,
     Topics,
+    request_device,
     response_topic_for,
     shared_request_filter,
     worker_stats,
@@ -367,9 +367,7 @@ class Worker:
         here."""
         try:
             now = time.monotonic()
-            prefix = self.config.mqtt.topic_prefix
-            device = (msg.topic[len(prefix) + 1:].removesuffix("/" + REQUEST_LEAF)
-                      if response_topic_for(prefix, msg.topic) else "")
+            device = request_device(self.config.mqtt.topic_prefix, msg.topic) or ""
             if not self.rate.allow(device, now):
                 self._flooded(device, "over its rate")
                 return

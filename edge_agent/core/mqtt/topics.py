@@ -46,11 +46,18 @@ def worker_stats(prefix: str, worker_id: str) -> str:
     return f"{prefix}/cloud/{worker_id}/stats"
 
 
-def response_topic_for(prefix: str, request_topic: str) -> str | None:
-    """The response topic of the device that published on `request_topic`
-    (<prefix>/<device>/offload/request); None when the topic is not a request topic."""
+def request_device(prefix: str, request_topic: str) -> str | None:
+    """The device that published on `request_topic` (<prefix>/<device>/offload/request);
+    None when the topic is not a request topic."""
     head, sep, device = request_topic.removesuffix("/" + REQUEST_LEAF).rpartition("/")
     if not request_topic.endswith("/" + REQUEST_LEAF) or not sep or head != prefix \
             or not device:
         return None
-    return Topics(prefix, device).offload_response
+    return device
+
+
+def response_topic_for(prefix: str, request_topic: str) -> str | None:
+    """The response topic of the device that published on `request_topic`; None when the
+    topic is not a request topic."""
+    device = request_device(prefix, request_topic)
+    return None if device is None else Topics(prefix, device).offload_response
